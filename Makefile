@@ -1,0 +1,64 @@
+# klout-spark: `make run` (set up, generate a sample, score it) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAMPLE := sample
+SAMPLE_EVENTS ?= 300000
+SAMPLE_DAYS ?= 30
+SAMPLE_SEED ?= 7
+ARGS ?=
+
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install run sample test test-fast lint dist clean clean-lake check-java
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+check-java:
+	@command -v java >/dev/null || { echo "Java 17 is required (java not found on PATH)"; exit 1; }
+	@java -version 2>&1 | head -1 | grep -qE '"(17|21)[."]' || { echo "Java 17 (or 21) is required; found: $$(java -version 2>&1 | head -1)"; exit 1; }
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: check-java $(STAMP) ## create .venv and install klout-spark with its pinned stack
+
+$(SAMPLE)/.done: $(STAMP)
+	rm -rf $(SAMPLE)
+	$(BIN)/klout-spark generate --events $(SAMPLE_EVENTS) --days $(SAMPLE_DAYS) --seed $(SAMPLE_SEED) --out $(SAMPLE)
+	@touch $@
+
+sample: install $(SAMPLE)/.done ## generate the synthetic sample dump (sample/)
+
+run: install sample ## set up, generate a sample and run the daily pipeline on local Spark
+	$(BIN)/klout-spark run --input $(SAMPLE) --identities $(SAMPLE)/identities.csv $(ARGS)
+
+test: install ## run the whole test suite (prints its wall time)
+	$(BIN)/python -m pytest --cov=klout_spark --cov-report=term:skip-covered $(ARGS)
+
+test-fast: install ## the tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+lint: install ## ruff
+	$(BIN)/ruff check klout_spark jobs tests
+
+dist: install ## build the wheel and a zip of klout_spark for spark-submit --py-files
+	$(BIN)/pip wheel --quiet --no-deps -w dist .
+	rm -f dist/klout_spark.zip && zip -qr dist/klout_spark.zip klout_spark -x '*__pycache__*'
+	@ls -1 dist
+
+clean-lake: ## delete the local lakehouse (all tables)
+	rm -rf lakehouse spark-warehouse
+
+clean: clean-lake ## delete the venv, sample, lakehouse and build output
+	rm -rf $(VENV) $(SAMPLE) dist build *.egg-info .pytest_cache .coverage

@@ -1,0 +1,272 @@
+"""The ``klout-spark`` command: one subcommand per stage, plus run, generate and sql.
+
+Every subcommand takes ``--env``, ``--conf FILE`` and ``--set key=value``; the
+lakehouse root is the setting ``lake.root``. Errors that klout-spark raises on
+purpose are printed as one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from klout_spark.config import Settings, load_settings
+from klout_spark.errors import InputError, KloutError
+
+log = logging.getLogger("klout_spark")
+
+EPILOG = """settings: conf/base.yaml, then conf/<env>.yaml, then each --conf FILE, then each --set.
+examples:
+  klout-spark generate --size S --seed 7 --out sample
+  klout-spark run --input sample --set lake.root=/data/lakehouse
+  klout-spark sql "SELECT * FROM klout.latest_scores ORDER BY score DESC LIMIT 10"
+"""
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from exc
+
+
+def _settings_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings")
+    group.add_argument("--env", choices=("local", "cluster"), default="local", help="environment overlay (default: local)")
+    group.add_argument("--conf", action="append", default=[], metavar="FILE", help="extra YAML settings file (repeatable)")
+    group.add_argument(
+        "--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+        help="override one setting, e.g. --set lake.root=/data/lake (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="klout-spark",
+        description="Influence scores (1-100) from raw social activity dumps, on Spark and Delta.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="write a synthetic activity dump (one folder per day)")
+    gen.add_argument("--size", choices=("S", "M", "L", "XL"), default="S", help="about 100k, 1M, 10M, 100M events")
+    gen.add_argument("--events", type=int, default=None, help="exact target number of events (overrides --size)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed; same seed, same bytes")
+    gen.add_argument("--days", type=int, default=30, help="number of days (default 30)")
+    gen.add_argument("--end-date", type=_iso_date, default=None, help="last day of the dump (default 2026-10-31)")
+    gen.add_argument("--format", dest="fmt", default="canonical", help="canonical (default), twitter or reddit")
+    gen.add_argument("--dirty-rate", type=float, default=0.0, help="fraction of damaged records (default 0)")
+    gen.add_argument("--out", required=True, help="output folder")
+    _settings_args(gen)
+
+    ing = sub.add_parser("ingest", help="ingest dump files or folders into bronze_events (exactly once)")
+    ing.add_argument("paths", nargs="+", help="files or folders (.json/.jsonl/.ndjson, optionally .gz/.bz2)")
+    ing.add_argument("--format", dest="fmt", default=None, help="input format (default: ingest.format)")
+    ing.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
+    _settings_args(ing)
+
+    val = sub.add_parser("validate", help="check pending bronze batches and promote them to silver")
+    _settings_args(val)
+
+    for name, text in (
+        ("features", "compute user_daily and user_features for one date"),
+        ("propagate", "build engagement_edges and network_rank (PageRank) for one date"),
+        ("score", "write scores, score_topics and score_explain for one date"),
+    ):
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("--as-of", type=_iso_date, default=None, help="date (default: last day with events)")
+        _settings_args(stage)
+
+    run = sub.add_parser("run", help="the daily pipeline: ingest, validate, features, propagate, score")
+    run.add_argument("--as-of", type=_iso_date, default=None, help="date to score (default: last day with events)")
+    run.add_argument("--input", action="append", default=[], metavar="PATH", help="dump file or folder to ingest first (repeatable)")
+    run.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
+    run.add_argument("--top", type=int, default=10, help="how many top accounts to print (default 10)")
+    _settings_args(run)
+
+    sql = sub.add_parser("sql", help="run a SQL query against the lakehouse tables and print the result")
+    sql.add_argument("query", help="SQL text, e.g. \"SELECT count(*) FROM klout.scores\"")
+    sql.add_argument("--max-rows", type=int, default=100, help="rows to print at most (default 100)")
+    _settings_args(sql)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    started = time.monotonic()
+    try:
+        settings = load_settings(args.env, args.conf, args.overrides)
+        code = COMMANDS[args.command](args, settings)
+    except KloutError as exc:
+        log.error("%s", exc)
+        print(f"klout-spark {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    log.info("klout-spark %s finished in %.1f s", args.command, time.monotonic() - started)
+    return code
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("klout_spark").setLevel(logging.INFO)
+
+
+def _open(settings: Settings, command: str):
+    from klout_spark.pipeline import Pipeline
+
+    return Pipeline.open(settings, app_name=f"klout-spark {command}")
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    from klout_spark.generate import generate_dump
+
+    summary = generate_dump(
+        args.out,
+        size=args.size,
+        seed=args.seed,
+        days=args.days,
+        end_date=args.end_date,
+        events=args.events,
+        fmt=args.fmt,
+        dirty_rate=args.dirty_rate,
+    )
+    print(
+        f"wrote {summary.events_written:,} events by {summary.accounts:,} accounts over {summary.days} days "
+        f"({summary.start_date} .. {summary.end_date}) in {len(summary.files)} files under {summary.out_dir}"
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from klout_spark.pipeline import load_identities, stage_ingest
+
+    p = _open(settings, "ingest")
+    summary = stage_ingest(p, args.paths, fmt=args.fmt)
+    if args.identities:
+        load_identities(p, args.identities)
+    _print_ingest(summary)
+    return 0
+
+
+def _print_ingest(summary) -> None:
+    print(f"ingest: {summary.files_found} files found, {summary.files_skipped} already ingested")
+    for acc in summary.accounts:
+        print(
+            f"  {acc.path}: read {acc.rows_read:,} = ok {acc.rows_ok:,} + quarantined {acc.rows_quarantined:,}"
+        )
+    if summary.accounts:
+        print(
+            f"  total: read {summary.rows_read:,} = ok {summary.rows_ok:,} + quarantined {summary.rows_quarantined:,}"
+            f" (batch {summary.batch_id})"
+        )
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    from klout_spark.pipeline import stage_validate
+
+    p = _open(settings, "validate")
+    summary = stage_validate(p)
+    print(
+        f"validate: {len(summary.batches)} batches, {summary.rows_in:,} rows in, {summary.rows_promoted:,} promoted, "
+        f"{summary.rows_rejected:,} quarantined, {summary.duplicates:,} duplicates dropped"
+    )
+    if summary.results_path:
+        print(f"  Great Expectations results: {summary.results_path}")
+    return 0
+
+
+def _stage_command(stage_name: str):
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        from klout_spark import pipeline
+
+        p = _open(settings, stage_name)
+        as_of = args.as_of or pipeline.default_as_of(p.lake)
+        result = getattr(pipeline, f"stage_{stage_name}")(p, as_of)
+        if stage_name == "propagate":
+            print(
+                f"propagate {as_of}: {result.node_count:,} accounts, {result.edge_count:,} edges, "
+                f"{result.iterations} iterations ({result.method}), residual {result.residuals[-1]:.2e}"
+            )
+        else:
+            print(f"{stage_name} {as_of}: {result:,} rows")
+        return 0
+
+    return command
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from klout_spark import catalog
+    from klout_spark.pipeline import run_daily, top_scores
+
+    p = _open(settings, "run")
+    summary = run_daily(p, as_of=args.as_of, inputs=args.input, identities=args.identities)
+    if summary.ingest is not None:
+        _print_ingest(summary.ingest)
+    v = summary.validate
+    print(
+        f"validate: {v.rows_in:,} rows checked, {v.rows_promoted:,} promoted, {v.rows_rejected:,} quarantined"
+        + (f"; results in {v.results_path}" if v.results_path else "")
+    )
+    prop = summary.propagation
+    print(
+        f"features: {summary.accounts:,} accounts; propagate: {prop.edge_count:,} edges, "
+        f"{prop.iterations} iterations ({prop.method}), residual {prop.residuals[-1]:.2e}; scored {summary.scored:,}"
+    )
+    rows = top_scores(p, summary.as_of, args.top)
+    print(f"\nTop {len(rows)} accounts on {summary.as_of} (model {settings.score.model_version}):")
+    header = f"{'rank':>4}  {'network':<9} {'user_id':<22} {'score':>6} {'reach':>6} {'amplif':>6} {'impact':>6}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['rank']:>4}  {r['network']:<9} {r['user_id']:<22} {r['score']:>6.1f} {r['true_reach']:>6.1f} "
+            f"{r['amplification']:>6.1f} {r['network_impact']:>6.1f}"
+        )
+    db = settings.lake.database
+    print(f"\nTables (Delta) under {settings.lake.root}: " + ", ".join(
+        t for t in catalog.TABLES if p.lake.exists(t)
+    ))
+    print(f"Query them:  klout-spark sql \"SELECT * FROM {db}.latest_scores ORDER BY score DESC LIMIT 10\"")
+    print(f"Run id {p.run.run_id}; history in {db}.runs")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from klout_spark.session import build_session
+
+    spark = build_session(settings, app_name="klout-spark sql")
+    try:
+        result = spark.sql(args.query)
+    except Exception as exc:  # Spark's analysis errors: show them as a user error, not a traceback
+        if type(exc).__name__ in ("AnalysisException", "ParseException"):
+            raise InputError(str(exc).splitlines()[0]) from exc
+        raise
+    result.show(args.max_rows, truncate=False)
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "ingest": cmd_ingest,
+    "validate": cmd_validate,
+    "features": _stage_command("features"),
+    "propagate": _stage_command("propagate"),
+    "score": _stage_command("score"),
+    "run": cmd_run,
+    "sql": cmd_sql,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Stage 4 inputs: the engagement graph and the trust (teleport) vector, as of a date.
+
+Edges point from the engager to the author (``src`` engaged with ``dst``), so
+PageRank mass flows to accounts that influential accounts engage with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from klout_spark import columns as C
+from klout_spark import schemas as S
+from klout_spark.errors import ConfigError
+
+# Node keys join network and user id, since user ids are unique only within a network.
+NODE_SEPARATOR = "\t"
+
+
+def node_key(network: Column, user_id: Column) -> Column:
+    return F.concat_ws(NODE_SEPARATOR, network, user_id)
+
+
+def split_node_key(node: Column) -> tuple[Column, Column]:
+    parts = F.split(node, NODE_SEPARATOR, 2)
+    return parts.getItem(0).alias(C.NETWORK), parts.getItem(1).alias(C.USER_ID)
+
+
+def type_weight(event_type: Column, weights: Mapping[str, float]) -> Column:
+    """The configured weight of one interaction of ``event_type`` (0 for types not listed)."""
+    if not weights:
+        raise ConfigError("propagate.type_weights must name at least one event type")
+    mapping = F.create_map(*[x for name, w in sorted(weights.items()) for x in (F.lit(name), F.lit(float(w)))])
+    return F.coalesce(mapping[event_type], F.lit(0.0))
+
+
+def engagement_edges(
+    events: DataFrame,
+    flags: DataFrame,
+    as_of: date,
+    *,
+    window_days: int,
+    half_life_days: float,
+    type_weights: Mapping[str, float],
+    reciprocal_discount: float,
+) -> DataFrame:
+    """Weighted engager -> author edges as of ``as_of``.
+
+    Parameters
+    ----------
+    events
+        ``silver_events``; interactions in the ``window_days`` up to ``as_of`` are used.
+    flags
+        ``network``, ``user_id``, ``is_genuine``: only genuine engagers give edges.
+    type_weights
+        Weight per interaction type; each interaction also decays with half-life
+        ``half_life_days`` by its age at ``as_of``.
+    reciprocal_discount
+        A pair engaging each other keeps this fraction of the smaller direction's
+        weight in both directions (pods trade engagement; audiences don't).
+
+    Returns
+    -------
+    DataFrame
+        ``ENGAGEMENT_EDGES_SCHEMA`` columns; ``weight`` is normalized so that each
+        engager's out-weights sum to 1 (one account cannot pour unbounded mass
+        into a target); self-loops and zero weights are removed.
+    """
+    start = as_of - timedelta(days=window_days - 1)
+    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+    age = F.datediff(F.lit(as_of), F.col(C.EVENT_DATE))
+    weighted = (
+        events.filter(F.col(C.EVENT_DATE).between(F.lit(start), F.lit(as_of)))
+        .filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
+        .join(genuine, on=[C.NETWORK, C.ACTOR_ID], how="left_semi")
+        .withColumn(C.WEIGHT, type_weight(F.col(C.EVENT_TYPE), type_weights) * F.pow(F.lit(0.5), age / half_life_days))
+        .filter(F.col(C.WEIGHT) > 0)
+    )
+    pairs = weighted.groupBy(C.NETWORK, F.col(C.ACTOR_ID).alias(C.SRC), F.col(C.SUBJECT_ID).alias(C.DST)).agg(
+        F.count(F.lit(1)).alias(C.INTERACTIONS), F.sum(C.WEIGHT).alias(C.WEIGHT)
+    )
+    reverse = pairs.select(
+        C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST), F.col(C.WEIGHT).alias("reverse_weight")
+    )
+    returned = F.least(F.col(C.WEIGHT), F.coalesce(F.col("reverse_weight"), F.lit(0.0)))
+    discounted = (
+        pairs.join(reverse, on=[C.NETWORK, C.SRC, C.DST], how="left")
+        .withColumn(C.WEIGHT, F.col(C.WEIGHT) - (1.0 - reciprocal_discount) * returned)
+        .filter(F.col(C.WEIGHT) > 0)
+    )
+    out_total = F.sum(C.WEIGHT).over(Window.partitionBy(C.NETWORK, C.SRC))
+    return discounted.select(
+        F.lit(as_of).alias(C.AS_OF),
+        C.NETWORK,
+        C.SRC,
+        C.DST,
+        C.INTERACTIONS,
+        (F.col(C.WEIGHT) / out_total).alias(C.WEIGHT),
+    )
+
+
+def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: float) -> DataFrame:
+    """Teleport weight per account (TrustRank style), before normalization.
+
+    Older accounts are trusted more (up to ``full_age_days``), verified accounts
+    twice as much, flagged (spam-like or inactive) accounts ``flagged_trust``
+    times as much. Unknown age counts as half of full age.
+
+    Returns ``network``, ``user_id``, ``trust``.
+    """
+    age_share = F.least(F.col(S.ACCOUNT_AGE_DAYS) / full_age_days, F.lit(1.0))
+    base = F.lit(0.1) + 0.9 * F.coalesce(F.greatest(age_share, F.lit(0.0)), F.lit(0.5))
+    verified = F.when(F.coalesce(F.col(C.VERIFIED), F.lit(False)), 2.0).otherwise(1.0)
+    flagged = F.when(F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE), flagged_trust).otherwise(1.0)
+    return features.select(C.NETWORK, C.USER_ID, (base * verified * flagged).alias(C.TRUST))

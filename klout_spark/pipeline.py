@@ -1,0 +1,336 @@
+"""The stages wired to the lakehouse: read inputs, call the pure transforms, write, log the run.
+
+Each ``stage_*`` function is safe to rerun: it replaces its ``as_of`` slice
+atomically (or, for ingest/validate, skips what is committed already).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from klout_spark import catalog, features, graph, ingest, pagerank, quality, schemas, scoring, silver
+from klout_spark import columns as C
+from klout_spark import schemas as S
+from klout_spark.config import Settings
+from klout_spark.errors import InputError, StageOrderError
+from klout_spark.io import Lakehouse, read_identities_csv
+from klout_spark.runs import RunContext, record_stage
+from klout_spark.session import build_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pipeline:
+    """A session, the lakehouse and the run every stage records into."""
+
+    settings: Settings
+    spark: SparkSession
+    lake: Lakehouse
+    run: RunContext
+    stages: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def open(settings: Settings, *, app_name: str = "klout-spark") -> Pipeline:
+        spark = build_session(settings, app_name=app_name)
+        lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
+        return Pipeline(settings, spark, lake, RunContext.new(settings.config_hash()))
+
+
+def stage_ingest(p: Pipeline, paths: list[str], *, fmt: str | None = None) -> ingest.IngestSummary:
+    with record_stage(p.lake, p.run, "ingest", None) as rec:
+        summary = ingest.ingest_files(
+            p.lake,
+            paths,
+            run_id=p.run.run_id,
+            fmt=fmt or p.settings.ingest.format,
+            max_raw_chars=p.settings.ingest.max_raw_chars,
+        )
+        rec.rows_in = summary.rows_read
+        rec.rows_out = summary.rows_ok
+        rec.details = {
+            "batch_id": summary.batch_id,
+            "files_found": summary.files_found,
+            "files_skipped": summary.files_skipped,
+            "rows_quarantined": summary.rows_quarantined,
+        }
+    return summary
+
+
+def load_identities(p: Pipeline, path: str) -> int:
+    """Replace the ``identities`` table with the CSV at ``path`` (person_id, network, user_id)."""
+    with record_stage(p.lake, p.run, "identities", None) as rec:
+        identities = read_identities_csv(p.spark, path)
+        p.lake.ensure(catalog.IDENTITIES, schemas.IDENTITIES_SCHEMA)
+        identities.write.format("delta").mode("overwrite").save(p.lake.path(catalog.IDENTITIES))
+        rec.rows_out = p.lake.read(catalog.IDENTITIES).count()
+    return rec.rows_out
+
+
+def stage_validate(p: Pipeline, *, as_of: date | None = None) -> silver.PromoteSummary:
+    cfg = p.settings.validate
+    results_dir = f"{p.lake.root}/{cfg.results_dir}" if "://" not in p.lake.root else None
+    with record_stage(p.lake, p.run, "validate", as_of) as rec:
+        summary = silver.promote(
+            p.lake,
+            run_id=p.run.run_id,
+            run_ts=p.run.started_at,
+            min_event_date=date.fromisoformat(cfg.min_event_date),
+            future_tolerance_hours=cfg.future_tolerance_hours,
+            max_failure_fraction=cfg.max_failure_fraction,
+            results_dir=results_dir,
+        )
+        rec.rows_in = summary.rows_in
+        rec.rows_out = summary.rows_promoted
+        rec.details = {
+            "batches": list(summary.batches),
+            "rows_rejected": summary.rows_rejected,
+            "duplicates": summary.duplicates,
+            "results_path": summary.results_path,
+        }
+    return summary
+
+
+def default_as_of(lake: Lakehouse) -> date:
+    """The last day with events in ``silver_events``."""
+    last = lake.read(catalog.SILVER_EVENTS).agg(F.max(C.EVENT_DATE)).first()[0]
+    if last is None:
+        raise StageOrderError("silver_events is empty: ingest and validate some events first")
+    return last
+
+
+def _silver_window(p: Pipeline, as_of: date, days: int) -> DataFrame:
+    events = p.lake.read(catalog.SILVER_EVENTS)
+    return features.events_between(events, start=as_of - timedelta(days=days - 1), end=as_of)
+
+
+def stage_features(p: Pipeline, as_of: date) -> int:
+    cfg = p.settings.features
+    with record_stage(p.lake, p.run, "features", as_of) as rec:
+        window_start = as_of - timedelta(days=features.LONGEST_WINDOW - 1)
+        events = _silver_window(p, as_of, features.LONGEST_WINDOW).persist()
+        try:
+            daily = features.user_daily(events)
+            p.lake.overwrite_slice(
+                daily, catalog.USER_DAILY, S.USER_DAILY_SCHEMA,
+                column=C.EVENT_DATE, start=window_start, end=as_of, partition_by=[C.EVENT_DATE],
+            )
+            stored_daily = p.lake.read(catalog.USER_DAILY).filter(
+                F.col(C.EVENT_DATE).between(F.lit(window_start), F.lit(as_of))
+            )
+            profiles = p.lake.read_or_empty(catalog.SILVER_PROFILES, S.SILVER_PROFILES_SCHEMA)
+            result = features.user_features(
+                p.spark,
+                stored_daily,
+                events,
+                profiles,
+                as_of,
+                half_life_days=cfg.half_life_days,
+                inactive_days=cfg.inactive_days,
+                spam_max_engagements_per_day=cfg.spam_max_engagements_per_day,
+                spam_max_follows_30d=cfg.spam_max_follows_30d,
+                spam_min_follow_back=cfg.spam_min_follow_back,
+            )
+            p.lake.overwrite_slice(
+                result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA,
+                column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+            )
+        finally:
+            events.unpersist()
+        stored = _slice(p, catalog.USER_FEATURES, as_of)
+        counts = stored.agg(
+            F.count(F.lit(1)).alias("accounts"),
+            F.count(F.when(F.col(S.IS_SPAM_LIKE), 1)).alias("spam_like"),
+            F.count(F.when(F.col(S.IS_INACTIVE), 1)).alias("inactive"),
+        ).first()
+        rec.rows_out = counts["accounts"]
+        rec.details = {"spam_like": counts["spam_like"], "inactive": counts["inactive"]}
+    return rec.rows_out
+
+
+def _slice(p: Pipeline, table: str, as_of: date) -> DataFrame:
+    return p.lake.read(table).filter(F.col(C.AS_OF) == F.lit(as_of))
+
+
+def _require_slice(p: Pipeline, table: str, as_of: date, needed_by: str) -> DataFrame:
+    rows = _slice(p, table, as_of)
+    if rows.limit(1).count() == 0:
+        raise StageOrderError(
+            f"{needed_by} for as_of {as_of} needs {p.lake.database}.{table} for that date; "
+            f"run the stage that writes it first (or `klout-spark run --as-of {as_of}`)"
+        )
+    return rows
+
+
+def stage_propagate(p: Pipeline, as_of: date) -> pagerank.PageRankResult:
+    cfg = p.settings.propagate
+    with record_stage(p.lake, p.run, "propagate", as_of) as rec:
+        user_features = _require_slice(p, catalog.USER_FEATURES, as_of, "propagate")
+        events = _silver_window(p, as_of, cfg.window_days)
+        edges = graph.engagement_edges(
+            events,
+            features.genuine_flags(user_features),
+            as_of,
+            window_days=cfg.window_days,
+            half_life_days=cfg.half_life_days,
+            type_weights=cfg.type_weights,
+            reciprocal_discount=cfg.reciprocal_discount,
+        )
+        p.lake.overwrite_slice(
+            edges, catalog.ENGAGEMENT_EDGES, S.ENGAGEMENT_EDGES_SCHEMA,
+            column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+        )
+        stored_edges = _slice(p, catalog.ENGAGEMENT_EDGES, as_of)
+        trust = graph.trust_vector(
+            user_features, flagged_trust=cfg.flagged_trust, full_age_days=cfg.trust_full_age_days
+        )
+        result = pagerank.pagerank(
+            stored_edges.select(
+                graph.node_key(F.col(C.NETWORK), F.col(C.SRC)).alias(C.SRC),
+                graph.node_key(F.col(C.NETWORK), F.col(C.DST)).alias(C.DST),
+                C.WEIGHT,
+            ),
+            trust.select(graph.node_key(F.col(C.NETWORK), F.col(C.USER_ID)).alias(C.NODE), C.TRUST),
+            damping=cfg.damping,
+            tol=cfg.tol,
+            max_iter=cfg.max_iter,
+            method=cfg.method,
+            local_max_edges=cfg.local_max_edges,
+            checkpoint_every=cfg.checkpoint_every,
+        )
+        network, user_id = graph.split_node_key(F.col(C.NODE))
+        ranks = (
+            result.ranks.select(network, user_id, C.PAGERANK)
+            .join(trust, on=[C.NETWORK, C.USER_ID], how="left")
+            .fillna(0.0, subset=[C.TRUST])
+            .withColumn(C.AS_OF, F.lit(as_of))
+        )
+        p.lake.overwrite_slice(
+            ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA,
+            column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+        )
+        if not result.converged:
+            log.warning(
+                "propagate: PageRank stopped at max_iter=%d with residual %.3e > tol=%.1e",
+                cfg.max_iter, result.residuals[-1], cfg.tol,
+            )
+        rec.rows_in = result.edge_count
+        rec.rows_out = result.node_count
+        rec.iterations = result.iterations
+        rec.residuals = list(result.residuals)
+        rec.residual = result.residuals[-1] if result.residuals else None
+        rec.details = {"method": result.method, "converged": result.converged}
+    return result
+
+
+def stage_score(p: Pipeline, as_of: date) -> int:
+    cfg = p.settings.score
+    with record_stage(p.lake, p.run, "score", as_of) as rec:
+        user_features = _require_slice(p, catalog.USER_FEATURES, as_of, "score")
+        ranks = _require_slice(p, catalog.NETWORK_RANK, as_of, "score")
+        edges = _slice(p, catalog.ENGAGEMENT_EDGES, as_of)
+        previous = p.lake.read_or_empty(catalog.SCORES, S.SCORES_SCHEMA)
+        flags = features.genuine_flags(user_features)
+        scores = scoring.account_scores(
+            user_features,
+            ranks,
+            previous,
+            as_of,
+            weights=(cfg.weights.true_reach, cfg.weights.amplification, cfg.weights.network_impact),
+            reach_followers_weight=cfg.reach_followers_weight,
+            reach_listed_weight=cfg.reach_listed_weight,
+            reach_full_engagers=cfg.reach_full_engagers,
+            amplification_prior_posts=cfg.amplification_prior_posts,
+            amplification_prior_rate=cfg.amplification_prior_rate,
+            impact_full_ratio=cfg.impact_full_ratio,
+            model_version=cfg.model_version,
+            run_id=p.run.run_id,
+        ).persist()
+        try:
+            outcome = quality.validate_scores(scores)
+            quality.gate(outcome, max_failure_fraction=0.0, table=catalog.SCORES)
+            p.lake.overwrite_slice(
+                scores, catalog.SCORES, S.SCORES_SCHEMA, column=C.AS_OF, start=as_of, partition_by=[C.AS_OF]
+            )
+        finally:
+            scores.unpersist()
+        events = _silver_window(p, as_of, p.settings.propagate.window_days)
+        topics = scoring.score_topics(
+            events,
+            flags,
+            as_of,
+            window_days=p.settings.propagate.window_days,
+            min_posts=cfg.topic_min_posts,
+            min_engagers=cfg.topic_min_engagers,
+            max_per_user=cfg.topic_max_per_user,
+            full_engagers=cfg.reach_full_engagers,
+            run_id=p.run.run_id,
+        )
+        p.lake.overwrite_slice(
+            topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA, column=C.AS_OF, start=as_of, partition_by=[C.AS_OF]
+        )
+        explain = scoring.score_explain(
+            edges, ranks, events, flags, as_of,
+            damping=p.settings.propagate.damping, top_k=cfg.explain_top_k, run_id=p.run.run_id,
+        )
+        p.lake.overwrite_slice(
+            explain, catalog.SCORE_EXPLAIN, S.SCORE_EXPLAIN_SCHEMA,
+            column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+        )
+        stored = _slice(p, catalog.SCORES, as_of)
+        if p.lake.exists(catalog.IDENTITIES):
+            persons = scoring.person_scores(
+                stored, p.lake.read(catalog.IDENTITIES), model_version=cfg.model_version, run_id=p.run.run_id
+            )
+            p.lake.overwrite_slice(
+                persons, catalog.PERSON_SCORES, S.PERSON_SCORES_SCHEMA,
+                column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+            )
+        rec.rows_out = stored.count()
+    return rec.rows_out
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    as_of: date
+    ingest: ingest.IngestSummary | None
+    validate: silver.PromoteSummary
+    accounts: int
+    propagation: pagerank.PageRankResult
+    scored: int
+
+
+def run_daily(p: Pipeline, *, as_of: date | None, inputs: list[str], identities: str | None = None) -> RunSummary:
+    """Ingest ``inputs`` (if any), then validate, features, propagate and score ``as_of``.
+
+    ``as_of`` defaults to the last day with events in ``silver_events``.
+    """
+    ingested = stage_ingest(p, inputs) if inputs else None
+    if identities:
+        load_identities(p, identities)
+    validated = stage_validate(p, as_of=as_of)
+    if as_of is None:
+        as_of = default_as_of(p.lake)
+        log.info("run: as_of defaults to the last day with events: %s", as_of)
+    if as_of > date.today() + timedelta(days=1):
+        raise InputError(f"as_of {as_of} is in the future")
+    accounts = stage_features(p, as_of)
+    propagation = stage_propagate(p, as_of)
+    scored = stage_score(p, as_of)
+    return RunSummary(as_of, ingested, validated, accounts, propagation, scored)
+
+
+def top_scores(p: Pipeline, as_of: date, n: int) -> list:
+    """The ``n`` best scores of ``as_of`` across networks (a small, bounded collect)."""
+    return (
+        _slice(p, catalog.SCORES, as_of)
+        .orderBy(F.col(C.SCORE).desc(), C.NETWORK, C.USER_ID)
+        .select(C.RANK, C.NETWORK, C.USER_ID, C.SCORE, C.TRUE_REACH, C.AMPLIFICATION, C.NETWORK_IMPACT)
+        .limit(n)
+        .collect()
+    )

@@ -1,0 +1,128 @@
+"""The ``runs`` table: one row per stage per run, success or failure.
+
+Usage::
+
+    with record_stage(lake, run, "features", as_of) as stage:
+        ...
+        stage.rows_out = n
+
+The row is appended when the block ends; an exception marks it ``failed`` with
+the error message and is re-raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+from klout_spark import __version__, catalog, schemas
+from klout_spark.config import PROJECT_ROOT
+from klout_spark.io import Lakehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one run shares: its id, start time and config hash."""
+
+    run_id: str
+    started_at: datetime
+    config_hash: str
+
+    @staticmethod
+    def new(config_hash: str) -> RunContext:
+        now = datetime.now(UTC)
+        run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        return RunContext(run_id=run_id, started_at=now, config_hash=config_hash)
+
+
+@dataclass
+class StageRecord:
+    """Mutable facts a stage fills in while it runs."""
+
+    stage: str
+    as_of: date | None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    iterations: int | None = None
+    residual: float | None = None
+    residuals: list[float] | None = None
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@cache
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+@contextmanager
+def record_stage(lake: Lakehouse, run: RunContext, stage: str, as_of: date | None) -> Iterator[StageRecord]:
+    record = StageRecord(stage=stage, as_of=as_of)
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    log.info("stage %s: started%s", stage, f" for as_of {as_of}" if as_of else "")
+    try:
+        yield record
+    except BaseException as exc:
+        _append(lake, run, record, started, "failed", message=f"{type(exc).__name__}: {exc}")
+        log.error("stage %s: failed after %.1f s: %s", stage, time.monotonic() - clock, exc)
+        raise
+    _append(lake, run, record, started, "succeeded", message=record.message)
+    log.info("stage %s: done in %.1f s%s", stage, time.monotonic() - clock, _summary(record))
+
+
+def _summary(record: StageRecord) -> str:
+    parts = []
+    if record.rows_in is not None:
+        parts.append(f"rows in {record.rows_in:,}")
+    if record.rows_out is not None:
+        parts.append(f"rows out {record.rows_out:,}")
+    if record.iterations is not None:
+        parts.append(f"{record.iterations} iterations, residual {record.residual:.2e}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _append(
+    lake: Lakehouse, run: RunContext, record: StageRecord, started: datetime, status: str, *, message: str | None
+) -> None:
+    row = (
+        run.run_id,
+        record.as_of,
+        record.stage,
+        started,
+        datetime.now(UTC),
+        status,
+        record.rows_in,
+        record.rows_out,
+        record.iterations,
+        record.residual,
+        record.residuals,
+        run.config_hash,
+        code_version(),
+        (message or "")[:4000] or None,
+        json.dumps(record.details, default=str, sort_keys=True) if record.details else None,
+    )
+    df = lake.spark.createDataFrame([row], schemas.RUNS_SCHEMA)
+    lake.append(df, catalog.RUNS, schemas.RUNS_SCHEMA)

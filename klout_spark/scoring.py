@@ -1,0 +1,291 @@
+"""Stage 5: features + network ranks -> ``scores``, ``score_topics``, ``score_explain``.
+
+The model (``model_version``), with every constant from ``conf`` (``score.*``):
+
+- **True Reach** (0-100): ``ln(1 + genuine engagers in 30 days)`` plus weak
+  ``ln(1 + followers)`` and ``ln(1 + list memberships)`` terms, over
+  ``ln(1 + reach_full_engagers)``. Bots, inactive accounts and the account
+  itself never count as engagers.
+- **Amplification** (0-100): the Bayesian-smoothed probability that a post of
+  the account is reshared, quoted or replied to by a genuine engager in 30 days:
+  ``(amplified + k*p0) / (posts + k)`` with prior rate ``p0`` over ``k`` pseudo-posts.
+- **Network Impact** (0-100): the account's PageRank over the engagement graph
+  relative to its network's mean, ``ln(1 + ratio) / ln(1 + impact_full_ratio)``.
+- **Score** (1-100): ``1 + 0.99 * weighted mean`` of the three sub-scores.
+
+Every curve is a fixed function of the account's own numbers (no daily
+re-percentiling), so a score moves only when the account's activity moves.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from klout_spark import columns as C
+from klout_spark import schemas as S
+from klout_spark.features import events_between, is_engagement
+
+
+def clamp_0_100(value: Column) -> Column:
+    return F.least(F.greatest(value, F.lit(0.0)), F.lit(100.0))
+
+
+def true_reach(*, followers_weight: float, listed_weight: float, full_engagers: float) -> Column:
+    """True Reach from ``genuine_engagers_30d``, ``followers_count``, ``listed_count``."""
+    raw = (
+        F.log1p(F.col(S.GENUINE_ENGAGERS_30D))
+        + followers_weight * F.log1p(F.coalesce(F.col(C.FOLLOWERS_COUNT), F.lit(0)))
+        + listed_weight * F.log1p(F.coalesce(F.col(C.LISTED_COUNT), F.lit(0)))
+    )
+    return clamp_0_100(100.0 * raw / math.log1p(full_engagers))
+
+
+def amplification(*, prior_posts: float, prior_rate: float) -> Column:
+    """Smoothed share of posts amplified by genuine engagers, from ``posts_sent_30d`` and ``amplified_posts_30d``."""
+    posts = F.col("posts_sent_30d") + F.col("replies_sent_30d") + F.col("quotes_sent_30d")
+    amplified = F.least(F.col(S.AMPLIFIED_POSTS_30D).cast("double"), posts)
+    rate = (amplified + prior_posts * prior_rate) / (posts + prior_posts)
+    return clamp_0_100(100.0 * rate)
+
+
+def network_impact(*, full_ratio: float) -> Column:
+    """Network Impact from ``pagerank`` and ``network_mean_pagerank``."""
+    ratio = F.coalesce(F.col(C.PAGERANK) / F.col("network_mean_pagerank"), F.lit(0.0))
+    return clamp_0_100(100.0 * F.log1p(ratio) / math.log1p(full_ratio))
+
+
+def account_scores(
+    features: DataFrame,
+    ranks: DataFrame,
+    previous: DataFrame,
+    as_of: date,
+    *,
+    weights: tuple[float, float, float],
+    reach_followers_weight: float,
+    reach_listed_weight: float,
+    reach_full_engagers: float,
+    amplification_prior_posts: float,
+    amplification_prior_rate: float,
+    impact_full_ratio: float,
+    model_version: str,
+    run_id: str,
+) -> DataFrame:
+    """Score every account in ``features`` (one ``as_of``).
+
+    Parameters
+    ----------
+    features
+        ``user_features`` rows for ``as_of``.
+    ranks
+        ``network_rank`` rows for ``as_of`` (``network``, ``user_id``, ``pagerank``).
+    previous
+        ``scores`` rows of any dates; the row at ``as_of - 7`` gives ``score_delta_7d``.
+    weights
+        Weights of (true_reach, amplification, network_impact); normalized here.
+
+    Returns
+    -------
+    DataFrame
+        ``SCORES_SCHEMA`` columns.
+    """
+    total = sum(weights)
+    w_reach, w_amp, w_impact = (w / total for w in weights)
+    mean_rank = ranks.groupBy(C.NETWORK).agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
+    week_ago = previous.filter(F.col(C.AS_OF) == F.lit(as_of - timedelta(days=7))).select(
+        C.NETWORK, C.USER_ID, F.col(C.SCORE).alias("score_7d_ago")
+    )
+    subscores = (
+        features.join(ranks.select(C.NETWORK, C.USER_ID, C.PAGERANK), on=[C.NETWORK, C.USER_ID], how="left")
+        .join(F.broadcast(mean_rank), on=C.NETWORK, how="left")
+        .withColumn(
+            C.TRUE_REACH,
+            true_reach(
+                followers_weight=reach_followers_weight,
+                listed_weight=reach_listed_weight,
+                full_engagers=reach_full_engagers,
+            ),
+        )
+        .withColumn(
+            C.AMPLIFICATION,
+            amplification(prior_posts=amplification_prior_posts, prior_rate=amplification_prior_rate),
+        )
+        .withColumn(C.NETWORK_IMPACT, network_impact(full_ratio=impact_full_ratio))
+    )
+    combined = w_reach * F.col(C.TRUE_REACH) + w_amp * F.col(C.AMPLIFICATION) + w_impact * F.col(C.NETWORK_IMPACT)
+    best_first = Window.partitionBy(C.NETWORK).orderBy(F.col(C.SCORE).desc(), F.col(C.USER_ID))
+    lowest_first = Window.partitionBy(C.NETWORK).orderBy(F.col(C.SCORE))
+    return (
+        subscores.withColumn(C.SCORE, F.round(1.0 + 0.99 * combined, 4))
+        .withColumn(C.RANK, F.row_number().over(best_first).cast("long"))
+        .withColumn(C.PERCENTILE, F.round(100.0 * F.percent_rank().over(lowest_first), 4))
+        .join(week_ago, on=[C.NETWORK, C.USER_ID], how="left")
+        .select(
+            F.lit(as_of).alias(C.AS_OF),
+            C.NETWORK,
+            C.USER_ID,
+            C.SCORE,
+            F.round(C.TRUE_REACH, 4).alias(C.TRUE_REACH),
+            F.round(C.AMPLIFICATION, 4).alias(C.AMPLIFICATION),
+            F.round(C.NETWORK_IMPACT, 4).alias(C.NETWORK_IMPACT),
+            C.RANK,
+            C.PERCENTILE,
+            F.round(F.col(C.SCORE) - F.col("score_7d_ago"), 4).alias(C.SCORE_DELTA_7D),
+            F.lit(model_version).alias(C.MODEL_VERSION),
+            F.lit(run_id).alias(C.RUN_ID),
+        )
+    )
+
+
+def _genuine_engagements_on_posts(events: DataFrame, flags: DataFrame, *, start: date, end: date) -> DataFrame:
+    """Engagements with a post (``parent_post_id``) by genuine engagers, not by the author."""
+    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+    return (
+        events_between(events, start=start, end=end)
+        .filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
+        .filter(F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID))
+        .join(genuine, on=[C.NETWORK, C.ACTOR_ID], how="left_semi")
+    )
+
+
+def score_topics(
+    events: DataFrame,
+    flags: DataFrame,
+    as_of: date,
+    *,
+    window_days: int,
+    min_posts: int,
+    min_engagers: int,
+    max_per_user: int,
+    full_engagers: float,
+    run_id: str,
+) -> DataFrame:
+    """Topics an account is influential about, each backed by evidence.
+
+    A topic (hashtag) is kept only when at least ``min_posts`` of the account's
+    posts on it were engaged by genuine engagers, and at least ``min_engagers``
+    distinct genuine engagers engaged them: one lucky post never makes a topic.
+
+    Returns ``SCORE_TOPICS_SCHEMA`` columns.
+    """
+    start = as_of - timedelta(days=window_days - 1)
+    posts = (
+        events_between(events, start=start, end=as_of)
+        .filter(F.col(C.EVENT_TYPE).isin(list(S.AUTHORED_TYPES)) & F.col(C.POST_ID).isNotNull())
+        .select(
+            C.NETWORK,
+            F.col(C.ACTOR_ID).alias(C.USER_ID),
+            C.POST_ID,
+            F.explode(F.array_distinct(C.HASHTAGS)).alias(C.TOPIC),
+        )
+        .filter(F.length(C.TOPIC) > 0)
+    )
+    engaged = _genuine_engagements_on_posts(events, flags, start=start, end=as_of).select(
+        C.NETWORK, F.col(C.PARENT_POST_ID).alias(C.POST_ID), C.ACTOR_ID
+    )
+    evidence = posts.join(engaged, on=[C.NETWORK, C.POST_ID], how="inner")
+    per_topic = evidence.groupBy(C.NETWORK, C.USER_ID, C.TOPIC).agg(
+        F.count_distinct(C.POST_ID).alias(C.TOPIC_POSTS),
+        F.count_distinct(C.ACTOR_ID).alias(C.TOPIC_ENGAGERS),
+    )
+    strongest_first = Window.partitionBy(C.NETWORK, C.USER_ID).orderBy(
+        F.col(C.TOPIC_SCORE).desc(), F.col(C.TOPIC)
+    )
+    return (
+        per_topic.filter((F.col(C.TOPIC_POSTS) >= min_posts) & (F.col(C.TOPIC_ENGAGERS) >= min_engagers))
+        .withColumn(C.TOPIC_SCORE, clamp_0_100(100.0 * F.log1p(C.TOPIC_ENGAGERS) / math.log1p(full_engagers)))
+        .withColumn("_n", F.row_number().over(strongest_first))
+        .filter(F.col("_n") <= max_per_user)
+        .select(
+            F.lit(as_of).alias(C.AS_OF),
+            C.NETWORK,
+            C.USER_ID,
+            C.TOPIC,
+            C.TOPIC_POSTS,
+            C.TOPIC_ENGAGERS,
+            F.round(C.TOPIC_SCORE, 4).alias(C.TOPIC_SCORE),
+            F.lit(run_id).alias(C.RUN_ID),
+        )
+    )
+
+
+def score_explain(
+    edges: DataFrame,
+    ranks: DataFrame,
+    events: DataFrame,
+    flags: DataFrame,
+    as_of: date,
+    *,
+    damping: float,
+    top_k: int,
+    run_id: str,
+) -> DataFrame:
+    """Why each score is what it is: top contributing engagers and posts.
+
+    - ``engager`` rows: share of the account's incoming PageRank flow
+      (``damping * pagerank(src) * weight(src -> dst)``) that each engager sends.
+    - ``post`` rows: genuine engagements each of the account's posts drew in 30 days.
+
+    Returns ``SCORE_EXPLAIN_SCHEMA`` columns, at most ``top_k`` rows per kind per account.
+    """
+    sender_rank = ranks.select(C.NETWORK, F.col(C.USER_ID).alias(C.SRC), C.PAGERANK)
+    flow = edges.join(sender_rank, on=[C.NETWORK, C.SRC], how="inner").withColumn(
+        "flow", damping * F.col(C.PAGERANK) * F.col(C.WEIGHT)
+    )
+    inflow_total = F.sum("flow").over(Window.partitionBy(C.NETWORK, C.DST))
+    engagers = flow.select(
+        C.NETWORK,
+        F.col(C.DST).alias(C.USER_ID),
+        F.lit("engager").alias(C.CONTRIBUTOR_KIND),
+        F.col(C.SRC).alias(C.CONTRIBUTOR_ID),
+        (F.col("flow") / inflow_total).alias(C.CONTRIBUTION),
+    )
+    start = as_of - timedelta(days=29)
+    posts = (
+        _genuine_engagements_on_posts(events, flags, start=start, end=as_of)
+        .filter(is_engagement(F.col(C.EVENT_TYPE)))
+        .groupBy(C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), F.col(C.PARENT_POST_ID).alias(C.CONTRIBUTOR_ID))
+        .agg(F.count(F.lit(1)).cast("double").alias(C.CONTRIBUTION))
+        .withColumn(C.CONTRIBUTOR_KIND, F.lit("post"))
+    )
+    largest_first = Window.partitionBy(C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND).orderBy(
+        F.col(C.CONTRIBUTION).desc(), F.col(C.CONTRIBUTOR_ID)
+    )
+    return (
+        engagers.unionByName(posts)
+        .withColumn(C.POSITION, F.row_number().over(largest_first).cast("long"))
+        .filter(F.col(C.POSITION) <= top_k)
+        .select(
+            F.lit(as_of).alias(C.AS_OF),
+            C.NETWORK,
+            C.USER_ID,
+            C.CONTRIBUTOR_KIND,
+            C.CONTRIBUTOR_ID,
+            C.POSITION,
+            F.round(C.CONTRIBUTION, 6).alias(C.CONTRIBUTION),
+            F.lit(run_id).alias(C.RUN_ID),
+        )
+    )
+
+
+def person_scores(scores: DataFrame, identities: DataFrame, *, model_version: str, run_id: str) -> DataFrame:
+    """One score per person who owns accounts on several networks: their best account's score.
+
+    Returns ``PERSON_SCORES_SCHEMA`` columns; accounts without an identity row are not included.
+    """
+    return (
+        scores.join(identities, on=[C.NETWORK, C.USER_ID], how="inner")
+        .groupBy(C.AS_OF, C.PERSON_ID)
+        .agg(F.max(C.SCORE).alias(C.SCORE), F.count(F.lit(1)).alias("accounts"))
+        .select(
+            C.AS_OF,
+            C.PERSON_ID,
+            C.SCORE,
+            "accounts",
+            F.lit(model_version).alias(C.MODEL_VERSION),
+            F.lit(run_id).alias(C.RUN_ID),
+        )
+    )

@@ -1,0 +1,97 @@
+"""The one place that builds a SparkSession.
+
+Every command, job, test and the Thrift server get their session here, so that
+Delta, the catalog, the time zone and logging are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import metadata
+from pathlib import Path
+
+import pyspark
+from pyspark.sql import SparkSession
+
+from klout_spark.config import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def delta_maven_coordinate() -> str:
+    """Maven coordinate of the Delta jar that matches the installed delta-spark and pyspark."""
+    delta_version = metadata.version("delta-spark")
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_minor}_2.13:{delta_version}"
+
+
+def build_session(settings: Settings, *, app_name: str | None = None, register: bool = True) -> SparkSession:
+    """Build (or return the running) SparkSession configured from ``settings``.
+
+    Parameters
+    ----------
+    settings
+        Loaded settings; ``spark.*`` drives the session, ``lake``/``catalog`` the tables.
+    app_name
+        Overrides ``spark.app_name`` (e.g. ``klout-spark run``).
+    register
+        Register the lakehouse tables in the catalog (see :mod:`klout_spark.catalog`).
+
+    Notes
+    -----
+    Delta's jars are resolved from Maven Central through ``spark.jars.packages``
+    at the first session start (then from the local Ivy cache). With
+    ``catalog.mode = lakehouse`` the session uses Spark's in-memory catalog and
+    the lakehouse folder is the source of truth; with ``hive`` it uses the Hive
+    metastore configured for the cluster.
+    """
+    spark_settings = settings.spark
+    os.environ.setdefault("PYSPARK_PYTHON", _python_executable())
+    if spark_settings.master.startswith("local"):
+        # Keep every port on loopback unless the user says otherwise.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(app_name or spark_settings.app_name)
+    if spark_settings.master:
+        builder = builder.master(spark_settings.master)
+    packages = [delta_maven_coordinate(), *spark_settings.packages]
+    builder = (
+        builder.config("spark.jars.packages", ",".join(packages))
+        .config("spark.sql.extensions", DELTA_EXTENSION)
+        .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    log4j = _resolve(spark_settings.log4j_config)
+    if log4j.is_file():
+        java_opt = f"-Dlog4j2.configurationFile=file:{log4j}"
+        builder = builder.config("spark.driver.extraJavaOptions", java_opt)
+    for key, value in spark_settings.conf.items():
+        builder = builder.config(key, value)
+    if settings.catalog.mode == "hive":
+        builder = builder.enableHiveSupport()
+    else:
+        builder = builder.config("spark.sql.catalogImplementation", "in-memory")
+        if "spark.sql.warehouse.dir" not in spark_settings.conf:
+            # Managed-table folders, if anyone creates one, stay inside the lakehouse.
+            builder = builder.config("spark.sql.warehouse.dir", f"{settings.lake.root}/_warehouse")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("KLOUT_SPARK_LOG_LEVEL", "WARN"))
+    if register:
+        from klout_spark import catalog
+
+        catalog.register_tables(spark, settings.lake.root, settings.lake.database)
+    return spark
+
+
+def _resolve(path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+def _python_executable() -> str:
+    import sys
+
+    return sys.executable

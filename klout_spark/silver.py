@@ -1,0 +1,171 @@
+"""Stage 2 core: promote committed bronze batches into ``silver_events`` / ``silver_profiles``.
+
+A batch is pending while it is in ``ingest_log`` (committed) but not in
+``silver_batches``. Its rows are checked by the Great Expectations suite
+(:mod:`klout_spark.quality`); failing rows go to ``quarantine`` with the
+expectation's name, passing rows are MERGEd on ``event_id`` (overlapping dumps
+and reruns never duplicate), and the batch is recorded in ``silver_batches``
+last, as the commit point. A crash before that point is repaired by the next
+run: the MERGE inserts nothing twice and the quarantine rows are replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from klout_spark import catalog, quality, schemas
+from klout_spark import columns as C
+from klout_spark.io import Lakehouse
+
+log = logging.getLogger(__name__)
+
+VALIDATE_STAGE = "validate"
+
+
+@dataclass(frozen=True)
+class PromoteSummary:
+    batches: tuple[str, ...]
+    rows_in: int
+    rows_rejected: int
+    rows_promoted: int
+    duplicates: int
+    results_path: str | None
+    expectations: tuple[dict, ...]
+
+
+def pending_batches(lake: Lakehouse) -> list[str]:
+    """Committed ingest batches not promoted to silver yet (one id per ingest run: a short list)."""
+    if not lake.exists(catalog.INGEST_LOG):
+        return []
+    committed = lake.read(catalog.INGEST_LOG).select(C.BATCH_ID).distinct()
+    if lake.exists(catalog.SILVER_BATCHES):
+        promoted = lake.read(catalog.SILVER_BATCHES).select(C.BATCH_ID)
+        committed = committed.join(promoted, on=C.BATCH_ID, how="left_anti")
+    return sorted(r[0] for r in committed.collect())
+
+
+def first_per_event_id(events: DataFrame) -> DataFrame:
+    """Keep one row per ``event_id``: the earliest ingested (file, line) wins, deterministically."""
+    earliest = Window.partitionBy(C.EVENT_ID).orderBy(
+        C.INGESTED_AT, C.SOURCE_CHECKSUM, C.SOURCE_LINE
+    )
+    return events.withColumn("_n", F.row_number().over(earliest)).filter(F.col("_n") == 1).drop("_n")
+
+
+def profiles_from_events(events: DataFrame) -> DataFrame:
+    """Profile snapshot rows (``event_type = 'profile'``) as ``SILVER_PROFILES_SCHEMA``."""
+    return events.filter(F.col(C.EVENT_TYPE) == schemas.PROFILE).select(
+        C.NETWORK,
+        F.col(C.ACTOR_ID).alias(C.USER_ID),
+        F.col(C.EVENT_TS).alias(C.SNAPSHOT_TS),
+        C.FOLLOWERS_COUNT,
+        C.FOLLOWING_COUNT,
+        C.LISTED_COUNT,
+        C.POSTS_COUNT,
+        C.ACCOUNT_CREATED_AT,
+        C.VERIFIED,
+        C.EVENT_ID,
+        C.BATCH_ID,
+    )
+
+
+def promote(
+    lake: Lakehouse,
+    *,
+    run_id: str,
+    run_ts: datetime,
+    min_event_date: date,
+    future_tolerance_hours: float,
+    max_failure_fraction: float,
+    results_dir: str | None,
+) -> PromoteSummary:
+    """Validate and promote every pending batch; raise ``DataQualityError`` over the threshold."""
+    batches = pending_batches(lake)
+    if not batches:
+        log.info("validate: no pending batches")
+        return PromoteSummary((), 0, 0, 0, 0, None, ())
+    bronze = lake.read(catalog.BRONZE_EVENTS).filter(F.col(C.BATCH_ID).isin(batches)).persist()
+    try:
+        outcome = quality.validate_bronze_events(
+            bronze,
+            run_id=run_id,
+            run_ts=run_ts,
+            min_event_date=min_event_date,
+            future_tolerance_hours=future_tolerance_hours,
+            results_dir=results_dir,
+        )
+        quality.gate(outcome, max_failure_fraction=max_failure_fraction, table=catalog.BRONZE_EVENTS)
+        _quarantine(lake, outcome.rejected, batches, run_id=run_id)
+        valid = first_per_event_id(outcome.valid).persist()
+        try:
+            promoted = valid.count()
+            events = valid.filter(F.col(C.EVENT_TYPE) != schemas.PROFILE)
+            lake.merge_new(
+                events, catalog.SILVER_EVENTS, schemas.SILVER_EVENTS_SCHEMA,
+                keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE],
+            )
+            lake.merge_new(
+                profiles_from_events(valid), catalog.SILVER_PROFILES, schemas.SILVER_PROFILES_SCHEMA,
+                keys=[C.EVENT_ID],
+            )
+        finally:
+            valid.unpersist()
+        _record_batches(lake, outcome.valid, outcome.rejected, batches, run_id=run_id)
+    finally:
+        bronze.unpersist()
+    duplicates = outcome.rows_in - outcome.rows_rejected - promoted
+    return PromoteSummary(
+        batches=tuple(batches),
+        rows_in=outcome.rows_in,
+        rows_rejected=outcome.rows_rejected,
+        rows_promoted=promoted,
+        duplicates=duplicates,
+        results_path=outcome.results_path,
+        expectations=tuple(outcome.summary.get("expectations", ())) if isinstance(outcome.summary, dict) else (),
+    )
+
+
+def _quarantine(lake: Lakehouse, rejected: DataFrame, batches: list[str], *, run_id: str) -> None:
+    lake.delete(catalog.QUARANTINE, (F.col(C.STAGE) == VALIDATE_STAGE) & F.col(C.BATCH_ID).isin(batches))
+    canonical = [f.name for f in schemas.CANONICAL_EVENT_SCHEMA.fields]
+    rows = rejected.select(
+        F.lit(VALIDATE_STAGE).alias(C.STAGE),
+        C.REASON,
+        F.to_json(F.struct(*canonical)).alias(C.RAW),
+        C.EVENT_ID,
+        C.SOURCE_PATH,
+        C.SOURCE_CHECKSUM,
+        C.SOURCE_LINE,
+        C.BATCH_ID,
+        F.lit(run_id).alias(C.RUN_ID),
+        F.current_timestamp().alias(C.QUARANTINED_AT),
+    )
+    lake.append(rows, catalog.QUARANTINE, schemas.QUARANTINE_SCHEMA)
+
+
+def _record_batches(
+    lake: Lakehouse, valid: DataFrame, rejected: DataFrame, batches: list[str], *, run_id: str
+) -> None:
+    ok = valid.groupBy(C.BATCH_ID).agg(F.count(F.lit(1)).alias(C.ROWS_OK))
+    bad = rejected.groupBy(C.BATCH_ID).agg(F.count(F.lit(1)).alias(C.ROWS_QUARANTINED))
+    ids = lake.spark.createDataFrame([(b,) for b in batches], f"{C.BATCH_ID} string")
+    now = datetime.now(UTC)
+    rows = (
+        ids.join(ok, on=C.BATCH_ID, how="left")
+        .join(bad, on=C.BATCH_ID, how="left")
+        .fillna(0, subset=[C.ROWS_OK, C.ROWS_QUARANTINED])
+        .select(
+            C.BATCH_ID,
+            F.lit(run_id).alias(C.RUN_ID),
+            (F.col(C.ROWS_OK) + F.col(C.ROWS_QUARANTINED)).alias(C.ROWS_IN),
+            C.ROWS_OK,
+            C.ROWS_QUARANTINED,
+            F.lit(now).cast("timestamp").alias(C.COMMITTED_AT),
+        )
+    )
+    lake.append(rows, catalog.SILVER_BATCHES, schemas.SILVER_BATCHES_SCHEMA)
