@@ -21,12 +21,11 @@ from klout_spark import schemas as S
 from klout_spark.errors import InputError, require_columns
 
 LONGEST_WINDOW = max(S.FEATURE_WINDOWS)
-_EPOCH = F.lit("1970-01-01").cast("date")
 
 
 def day_index(day: Column) -> Column:
     """Days since 1970-01-01: the ordering key of every trailing window."""
-    return F.datediff(day, _EPOCH)
+    return F.datediff(day, F.lit("1970-01-01").cast("date"))
 
 
 def is_engagement(event_type: Column) -> Column:
@@ -47,7 +46,7 @@ def user_daily(events: DataFrame) -> DataFrame:
     require_columns(events, [C.NETWORK, C.EVENT_TYPE, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_DATE], where="user_daily")
     interactions = events.filter(F.col(C.EVENT_TYPE) != S.PROFILE)
     sent = interactions.groupBy(C.NETWORK, F.col(C.ACTOR_ID).alias(C.USER_ID), C.EVENT_DATE).agg(
-        *[_count_type(name.removesuffix("s_sent"), name) for name in S.DAILY_SENT],
+        *[_count_type(event_type, name) for event_type, name in S.DAILY_SENT_BY_TYPE],
         F.count(F.when(is_engagement(F.col(C.EVENT_TYPE)), 1)).alias(S.ENGAGEMENTS_SENT),
     )
     # Self-interactions (replying to oneself) are not engagement received.
@@ -56,7 +55,7 @@ def user_daily(events: DataFrame) -> DataFrame:
     )
     engaged = is_engagement(F.col(C.EVENT_TYPE))
     received = received_rows.groupBy(C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), C.EVENT_DATE).agg(
-        *[_count_type(name.removesuffix("s_received"), name) for name in S.DAILY_RECEIVED],
+        *[_count_type(event_type, name) for event_type, name in S.DAILY_RECEIVED_BY_TYPE],
         F.count(F.when(engaged, 1)).alias(S.ENGAGEMENTS_RECEIVED),
         F.count_distinct(F.when(engaged, F.col(C.ACTOR_ID))).alias(S.ENGAGERS),
         F.count_distinct(F.when(engaged, F.col(C.PARENT_POST_ID))).alias(S.POSTS_ENGAGED),

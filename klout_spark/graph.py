@@ -111,8 +111,12 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
 
     Returns ``network``, ``user_id``, ``trust``.
     """
-    age_share = F.least(F.col(S.ACCOUNT_AGE_DAYS) / full_age_days, F.lit(1.0))
-    base = F.lit(0.1) + 0.9 * F.coalesce(F.greatest(age_share, F.lit(0.0)), F.lit(0.5))
+    # least/greatest skip nulls, so the unknown age is handled first.
+    age = F.col(S.ACCOUNT_AGE_DAYS)
+    age_share = F.when(age.isNull(), 0.5).otherwise(
+        F.least(F.greatest(age / full_age_days, F.lit(0.0)), F.lit(1.0))
+    )
+    base = F.lit(0.1) + 0.9 * age_share
     verified = F.when(F.coalesce(F.col(C.VERIFIED), F.lit(False)), 2.0).otherwise(1.0)
     flagged = F.when(F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE), flagged_trust).otherwise(1.0)
     return features.select(C.NETWORK, C.USER_ID, (base * verified * flagged).alias(C.TRUST))

@@ -154,10 +154,22 @@ SILVER_BATCHES_SCHEMA = T.StructType(
 
 # Per-user per-day counts. Sent counts are the actor's own activity, received
 # counts are what other accounts did to the user.
-DAILY_SENT = tuple(f"{t}s_sent" for t in (POST, REPLY, RESHARE, QUOTE, MENTION, LIKE, FOLLOW, UNFOLLOW, LIST_ADD))
-DAILY_RECEIVED = tuple(
-    f"{t}s_received" for t in (REPLY, RESHARE, QUOTE, MENTION, LIKE, FOLLOW, UNFOLLOW, LIST_ADD)
-)
+PLURAL = {
+    POST: "posts",
+    REPLY: "replies",
+    RESHARE: "reshares",
+    QUOTE: "quotes",
+    MENTION: "mentions",
+    LIKE: "likes",
+    FOLLOW: "follows",
+    UNFOLLOW: "unfollows",
+    LIST_ADD: "list_adds",
+}
+# (event type, column) pairs of the daily counts.
+DAILY_SENT_BY_TYPE = tuple((t, f"{PLURAL[t]}_sent") for t in (POST, *INTERACTION_TYPES))
+DAILY_RECEIVED_BY_TYPE = tuple((t, f"{PLURAL[t]}_received") for t in INTERACTION_TYPES)
+DAILY_SENT = tuple(name for _, name in DAILY_SENT_BY_TYPE)
+DAILY_RECEIVED = tuple(name for _, name in DAILY_RECEIVED_BY_TYPE)
 ENGAGERS = "engagers"
 POSTS_ENGAGED = "posts_engaged"
 ENGAGEMENTS_RECEIVED = "engagements_received"
@@ -182,6 +194,8 @@ USER_DAILY_SCHEMA = T.StructType(
 FEATURE_WINDOWS: tuple[int, ...] = (7, 30, 90)
 FEATURE_MEASURES: tuple[str, ...] = (
     "posts_sent",
+    "replies_sent",
+    "quotes_sent",
     ENGAGEMENTS_SENT,
     ENGAGEMENTS_RECEIVED,
     "reshares_received",

@@ -1,0 +1,48 @@
+"""Tiny inline DataFrames with explicit schemas, for tests."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from klout_spark import schemas as S
+
+AS_OF = date(2026, 10, 31)
+
+
+def ts(day: date, hour: int = 12) -> datetime:
+    return datetime(day.year, day.month, day.day, hour)
+
+
+def days_ago(n: int, as_of: date = AS_OF) -> date:
+    return as_of - timedelta(days=n)
+
+
+def event(
+    event_id: str,
+    event_type: str,
+    actor: str,
+    subject: str | None = None,
+    *,
+    day: date = AS_OF,
+    post_id: str | None = None,
+    parent: str | None = None,
+    hashtags: list[str] | None = None,
+    network: str = "twitter",
+) -> tuple:
+    """A silver_events row."""
+    return (event_id, network, event_type, ts(day), actor, subject, post_id, parent, None, hashtags, "b1", day)
+
+
+def events_df(spark, rows):
+    return spark.createDataFrame(rows, S.SILVER_EVENTS_SCHEMA)
+
+
+def profile(user: str, day: date, *, followers: int = 0, following: int = 0, listed: int = 0,
+            created: date | None = None, verified: bool = False, network: str = "twitter") -> tuple:
+    """A silver_profiles row."""
+    created_ts = ts(created) if created else None
+    return (network, user, ts(day), followers, following, listed, 0, created_ts, verified, f"prof-{user}-{day}", "b1")
+
+
+def profiles_df(spark, rows):
+    return spark.createDataFrame(rows, S.SILVER_PROFILES_SCHEMA)

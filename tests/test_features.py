@@ -1,0 +1,155 @@
+import math
+from datetime import timedelta
+
+import pytest
+from pyspark.sql import functions as F
+
+from klout_spark import columns as C
+from klout_spark import features
+from klout_spark import schemas as S
+from tests.factories import AS_OF, days_ago, event, events_df, profile, profiles_df
+
+HALF_LIFE = 14.0
+
+
+def _daily_row(user, day, posts=0, engagements_sent=0, network="twitter"):
+    values = {name: 0 for name in S.USER_DAILY_SCHEMA.fieldNames()}
+    values.update({C.NETWORK: network, C.USER_ID: user, C.EVENT_DATE: day,
+                   "posts_sent": posts, S.ENGAGEMENTS_SENT: engagements_sent})
+    return tuple(values[name] for name in S.USER_DAILY_SCHEMA.fieldNames())
+
+
+def test_user_daily_counts_sent_and_received_per_day(spark):
+    events = events_df(spark, [
+        event("e1", S.POST, "u1", post_id="p1"),
+        event("e2", S.LIKE, "u2", "u1", parent="p1"),
+        event("e3", S.RESHARE, "u3", "u1", post_id="p3", parent="p1"),
+        event("e4", S.REPLY, "u2", "u1", post_id="p4", parent="p1"),
+        event("e5", S.REPLY, "u1", "u1", post_id="p5", parent="p1"),  # replying to oneself
+        event("e6", S.FOLLOW, "u3", "u1", day=days_ago(1)),
+    ])
+    rows = {(r.user_id, r.event_date): r for r in features.user_daily(events).collect()}
+    u1 = rows[("u1", AS_OF)]
+    assert (u1.posts_sent, u1.replies_sent) == (1, 1)
+    assert (u1.likes_received, u1.reshares_received, u1.replies_received) == (1, 1, 1)
+    assert (u1.engagements_received, u1.engagers, u1.posts_engaged) == (3, 2, 1)
+    assert rows[("u2", AS_OF)].engagements_sent == 2
+    assert rows[("u1", days_ago(1))].follows_received == 1
+    assert rows[("u1", days_ago(1))].engagements_received == 0  # a follow is not engagement
+
+
+def test_windowed_features_sum_trailing_frames_and_decay(spark):
+    posts_by_age = {0: 2, 6: 3, 7: 5, 29: 7, 30: 11, 89: 13, 90: 17}
+    rows = [_daily_row("u", days_ago(age), posts=n) for age, n in posts_by_age.items()]
+    rows.append(_daily_row("u", AS_OF + timedelta(days=1), posts=19))  # after as_of: never counted
+    daily = spark.createDataFrame(rows, S.USER_DAILY_SCHEMA)
+    (row,) = features.windowed_features(daily, spark, [AS_OF], half_life_days=HALF_LIFE, inactive_days=30).collect()
+    assert row.posts_sent_7d == 2 + 3
+    assert row.posts_sent_30d == 2 + 3 + 5 + 7
+    assert row.posts_sent_90d == 2 + 3 + 5 + 7 + 11 + 13
+    expected_decayed = sum(n * 0.5 ** (age / HALF_LIFE) for age, n in posts_by_age.items() if age < 90)
+    assert row.posts_sent_decayed == pytest.approx(expected_decayed, rel=1e-12)
+    assert row[S.ACTIVE_DAYS_30D] == 4
+    assert row.own_activity == 2 + 3 + 5 + 7
+
+
+def test_one_pass_computes_many_as_of_dates_point_in_time(spark):
+    rows = [_daily_row("u", days_ago(age), posts=n) for age, n in {0: 2, 6: 3, 7: 5, 8: 1}.items()]
+    daily = spark.createDataFrame(rows, S.USER_DAILY_SCHEMA)
+    week_ago = days_ago(7)
+    got = {
+        r.as_of: r.posts_sent_7d
+        for r in features.windowed_features(
+            daily, spark, [AS_OF, week_ago], half_life_days=HALF_LIFE, inactive_days=30
+        ).collect()
+    }
+    assert got == {AS_OF: 5.0, week_ago: 6.0}
+
+
+def test_account_idle_on_as_of_still_gets_a_row_with_its_window(spark):
+    daily = spark.createDataFrame([_daily_row("u", days_ago(3), posts=4)], S.USER_DAILY_SCHEMA)
+    (row,) = features.windowed_features(daily, spark, [AS_OF], half_life_days=HALF_LIFE, inactive_days=2).collect()
+    assert (row.as_of, row.posts_sent_7d, row.posts_sent_decayed) == (AS_OF, 4.0, pytest.approx(4 * 0.5 ** (3 / 14)))
+    assert row.own_activity == 0  # nothing in the last 2 days
+
+
+def _features(spark, events, profiles=(), **overrides):
+    params = dict(half_life_days=HALF_LIFE, inactive_days=30, spam_max_engagements_per_day=50,
+                  spam_max_follows_30d=100, spam_min_follow_back=0.05)
+    params.update(overrides)
+    events_frame = events_df(spark, events)
+    daily = features.user_daily(events_frame)
+    result = features.user_features(spark, daily, events_frame, profiles_df(spark, list(profiles)), AS_OF, **params)
+    return {r.user_id: r for r in result.collect()}
+
+
+def test_flags_inactive_and_spam_like_accounts(spark):
+    events = [event("p", S.POST, "author", post_id="p1")]
+    events += [event(f"s{i}", S.LIKE, "bot", "author", parent="p1") for i in range(60)]  # 60 a day > 50
+    events += [event("h", S.LIKE, "human", "author", parent="p1")]
+    rows = _features(spark, events)
+    assert rows["bot"].is_spam_like and not rows["bot"].is_inactive
+    assert not rows["human"].is_spam_like and not rows["human"].is_inactive
+    # 'author' only posted: active. An account that only receives is inactive.
+    assert not rows["author"].is_inactive
+    only_received = _features(spark, [event("l", S.LIKE, "fan", "lurker", parent="x")])
+    assert only_received["lurker"].is_inactive
+
+
+def test_follow_churn_is_spam_like(spark):
+    events = [event(f"f{i}", S.FOLLOW, "churner", f"t{i}") for i in range(120)]
+    rows = _features(spark, events, [profile("churner", days_ago(1), followers=2, following=5000)])
+    assert rows["churner"].is_spam_like
+    assert not rows["t0"].is_spam_like
+
+
+def test_genuine_engagement_ignores_spam_self_and_counts_distinct(spark):
+    events = [event("p1", S.POST, "a", post_id="p1", day=days_ago(3)),
+              event("p2", S.POST, "a", post_id="p2", day=days_ago(2))]
+    events += [event(f"s{i}", S.LIKE, "bot", "a", parent="p1") for i in range(60)]
+    events += [
+        event("r1", S.RESHARE, "h1", "a", post_id="r1", parent="p1"),
+        event("r2", S.RESHARE, "h1", "a", post_id="r2", parent="p1"),
+        event("r3", S.REPLY, "h2", "a", post_id="r3", parent="p2", day=days_ago(1)),
+        event("self", S.REPLY, "a", "a", post_id="r4", parent="p2"),
+        event("old", S.LIKE, "h3", "a", parent="p0", day=days_ago(40)),
+    ]
+    row = _features(spark, events)["a"]
+    assert row.genuine_engagers_30d == 2  # h1, h2: not the bot, not a itself
+    assert row.amplified_posts_30d == 2
+    assert row.genuine_reshares_30d == 2
+    # h3 did nothing in the last 30 days, so h3 is inactive and its old like counts for no one.
+    expected = 2 * 1.0 + 0.5 ** (1 / HALF_LIFE)
+    assert row.genuine_engagements_decayed == pytest.approx(expected)
+
+
+def test_latest_profile_before_the_end_of_as_of_is_used(spark):
+    profiles = [
+        profile("a", days_ago(10), followers=10, created=days_ago(400)),
+        profile("a", AS_OF, followers=20, created=days_ago(400), verified=True),
+        profile("a", AS_OF + timedelta(days=1), followers=999),
+    ]
+    row = _features(spark, [event("p", S.POST, "a", post_id="p")], profiles)["a"]
+    assert (row.followers_count, row.verified, row.account_age_days) == (20, True, 400)
+
+
+def test_features_for_a_date_ignore_later_events(spark):
+    base = [event("p", S.POST, "a", post_id="p1", day=days_ago(1)),
+            event("l", S.LIKE, "b", "a", parent="p1")]
+    later = [event("x", S.LIKE, "c", "a", parent="p1", day=AS_OF + timedelta(days=1)),
+             event("y", S.POST, "a", post_id="p9", day=AS_OF + timedelta(days=2))]
+    before = _features(spark, base)
+    after = _features(spark, base + later)
+    assert before == after
+
+
+def test_user_features_output_matches_the_table_schema(spark):
+    events = events_df(spark, [event("p", S.POST, "a", post_id="p")])
+    result = features.user_features(
+        spark, features.user_daily(events), events, profiles_df(spark, []), AS_OF,
+        half_life_days=HALF_LIFE, inactive_days=30, spam_max_engagements_per_day=50,
+        spam_max_follows_30d=100, spam_min_follow_back=0.05,
+    )
+    assert result.columns == S.USER_FEATURES_SCHEMA.fieldNames()
+    assert result.filter(F.col(C.USER_ID) == "a").first()[S.GENUINE_ENGAGERS_30D] == 0
+    assert math.isclose(result.first()["posts_sent_90d"], 1.0)

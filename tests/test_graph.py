@@ -1,0 +1,90 @@
+import pytest
+
+from klout_spark import columns as C
+from klout_spark import graph
+from klout_spark import schemas as S
+from tests.factories import AS_OF, days_ago, event, events_df
+
+WEIGHTS = {"reshare": 4.0, "reply": 3.0, "mention": 2.0, "like": 1.0, "follow": 0.25}
+
+
+def _flags(spark, genuine=(), flagged=()):
+    rows = [("twitter", u, True) for u in genuine] + [("twitter", u, False) for u in flagged]
+    return spark.createDataFrame(rows, f"{C.NETWORK} string, {C.USER_ID} string, {S.IS_GENUINE} boolean")
+
+
+def _edges(spark, events, flags, *, discount=0.5, half_life=30.0):
+    result = graph.engagement_edges(
+        events_df(spark, events), flags, AS_OF, window_days=90, half_life_days=half_life,
+        type_weights=WEIGHTS, reciprocal_discount=discount,
+    )
+    assert result.columns == S.ENGAGEMENT_EDGES_SCHEMA.fieldNames()
+    return {(r.src, r.dst): (r.interactions, r.weight) for r in result.collect()}
+
+
+def test_edges_weigh_types_decay_and_normalize_per_engager(spark):
+    events = [
+        event("1", S.RESHARE, "e", "a", parent="p"),
+        event("2", S.LIKE, "e", "b", parent="q", day=days_ago(30)),
+        event("3", S.POST, "e", post_id="x"),  # not an interaction
+    ]
+    edges = _edges(spark, events, _flags(spark, genuine=["e"]))
+    to_a, to_b = 4.0, 1.0 * 0.5  # a like 30 days old at half-life 30
+    assert edges[("e", "a")] == (1, pytest.approx(to_a / (to_a + to_b)))
+    assert edges[("e", "b")] == (1, pytest.approx(to_b / (to_a + to_b)))
+    assert sum(w for _, w in edges.values()) == pytest.approx(1.0)
+
+
+def test_self_loops_flagged_engagers_and_old_events_give_no_edges(spark):
+    events = [
+        event("1", S.REPLY, "a", "a", parent="p"),
+        event("2", S.LIKE, "bot", "a", parent="p"),
+        event("3", S.LIKE, "fan", "a", parent="p", day=days_ago(90)),  # outside the 90-day window
+        event("4", S.LIKE, "fan", "a", parent="p"),
+    ]
+    edges = _edges(spark, events, _flags(spark, genuine=["a", "fan"], flagged=["bot"]))
+    assert set(edges) == {("fan", "a")}
+    assert edges[("fan", "a")][0] == 1
+
+
+def test_reciprocal_engagement_is_discounted(spark):
+    events = [
+        event("1", S.RESHARE, "x", "y", parent="p"),
+        event("2", S.RESHARE, "y", "x", parent="q"),
+        event("3", S.RESHARE, "x", "z", parent="r"),
+    ]
+    edges = _edges(spark, events, _flags(spark, genuine=["x", "y"]), discount=0.25)
+    # x->y keeps 4 - 0.75*4 = 1 against x->z's 4: 1/5 of x's out-weight.
+    assert edges[("x", "y")][1] == pytest.approx(1.0 / 5.0)
+    assert edges[("x", "z")][1] == pytest.approx(4.0 / 5.0)
+    assert edges[("y", "x")][1] == pytest.approx(1.0)  # normalized: y's only edge
+
+
+def test_full_discount_removes_pure_pod_pairs(spark):
+    events = [event("1", S.LIKE, "x", "y", parent="p"), event("2", S.LIKE, "y", "x", parent="q")]
+    assert _edges(spark, events, _flags(spark, genuine=["x", "y"]), discount=0.0) == {}
+
+
+def test_trust_vector_prefers_old_verified_genuine_accounts(spark):
+    rows = [
+        ("twitter", "old", 365, True, False, False),
+        ("twitter", "new", 0, False, False, False),
+        ("twitter", "unknown", None, False, False, False),
+        ("twitter", "spam", 365, False, True, False),
+        ("twitter", "idle", 365, False, False, True),
+    ]
+    schema = (f"{C.NETWORK} string, {C.USER_ID} string, {S.ACCOUNT_AGE_DAYS} long, {C.VERIFIED} boolean, "
+              f"{S.IS_SPAM_LIKE} boolean, {S.IS_INACTIVE} boolean")
+    trust = {r.user_id: r.trust for r in graph.trust_vector(
+        spark.createDataFrame(rows, schema), flagged_trust=0.0, full_age_days=365).collect()}
+    assert trust == {"old": pytest.approx(2.0), "new": pytest.approx(0.1), "unknown": pytest.approx(0.55),
+                     "spam": 0.0, "idle": 0.0}
+
+
+def test_node_keys_round_trip(spark):
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([("reddit", "u\twith tab")], "network string, user_id string")
+    key = df.select(graph.node_key(F.col("network"), F.col("user_id")).alias("node"))
+    network, user_id = graph.split_node_key(F.col("node"))
+    assert key.select(network, user_id).first() == ("reddit", "u\twith tab")
