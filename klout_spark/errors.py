@@ -27,6 +27,10 @@ class DataQualityError(KloutError, RuntimeError):
     """A batch failed validation beyond its configured threshold."""
 
 
+class QuarantineTranslationError(KloutError, RuntimeError):
+    """The Spark predicates derived from a suite disagree with Great Expectations' own counts."""
+
+
 class ConvergenceError(KloutError, RuntimeError):
     """An iterative computation did not converge and the caller asked for strictness."""
 

@@ -74,7 +74,7 @@ def load_identities(p: Pipeline, path: str) -> int:
 
 def stage_validate(p: Pipeline, *, as_of: date | None = None) -> silver.PromoteSummary:
     cfg = p.settings.validate
-    results_dir = f"{p.lake.root}/{cfg.results_dir}" if "://" not in p.lake.root else None
+    results_dir = _results_dir(p)
     with record_stage(p.lake, p.run, "validate", as_of) as rec:
         summary = silver.promote(
             p.lake,
@@ -94,6 +94,12 @@ def stage_validate(p: Pipeline, *, as_of: date | None = None) -> silver.PromoteS
             "results_path": summary.results_path,
         }
     return summary
+
+
+def _results_dir(p: Pipeline) -> str | None:
+    """Where Great Expectations results go: under the lakehouse when it is a local path."""
+    root = p.lake.root
+    return f"{root}/{p.settings.validate.results_dir}" if "://" not in root else None
 
 
 def default_as_of(lake: Lakehouse) -> date:
@@ -252,7 +258,7 @@ def stage_score(p: Pipeline, as_of: date) -> int:
             run_id=p.run.run_id,
         ).persist()
         try:
-            outcome = quality.validate_scores(scores)
+            outcome = quality.validate_scores(scores, run_id=p.run.run_id, results_dir=_results_dir(p))
             quality.gate(outcome, max_failure_fraction=0.0, table=catalog.SCORES)
             p.lake.overwrite_slice(
                 scores, catalog.SCORES, S.SCORES_SCHEMA, column=C.AS_OF, start=as_of, partition_by=[C.AS_OF]

@@ -124,7 +124,7 @@ def test_ingest_accounts_for_every_line_and_is_exactly_once(lake, tmp_path):
     assert renamed.batch_id is None and renamed.files_skipped == 3
 
 
-def test_rerun_after_a_crash_removes_uncommitted_rows(lake, spark, tmp_path):
+def test_rerun_after_a_crash_removes_uncommitted_rows(lake, tmp_path):
     path = _write_dump(tmp_path / "d" / "a.jsonl", [GOOD_POST, GOOD_LIKE])
     first = ingest_files(lake, [str(path)], run_id="r1", fmt="auto", max_raw_chars=100)
     # Simulate a crash after bronze was written but before the ingest_log commit.
