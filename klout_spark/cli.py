@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 
 from klout_spark.config import Settings, load_settings
 from klout_spark.errors import InputError, KloutError
