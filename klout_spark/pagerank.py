@@ -1,0 +1,913 @@
+"""Weighted, personalized PageRank over the engagement graph: one contract, two executions.
+
+The "Network Impact" sub-score is the fixed point of a trust-personalized,
+weighted PageRank (TrustRank style). :func:`pagerank` computes it with the
+semantics of ``networkx.pagerank(G, alpha=damping, personalization=trust,
+weight="weight", dangling=None)`` and picks one of two executions by graph size:
+
+- :func:`pagerank_local`: ids are mapped to dense integers in Spark, only the
+  compact ``(int src, int dst, double weight)`` arrays cross to the driver
+  (Arrow), and the power iteration runs as SciPy sparse matrix-vector products.
+- :func:`pagerank_distributed`: the same iteration as DataFrame joins and
+  aggregations, for graphs that do not fit the driver.
+
+Both return a :class:`PageRankResult` and agree to 1e-9 (L1) on the same graph.
+:func:`textbook_pagerank` (the naive DataFrame loop) and
+:func:`scipy_power_iteration` (a bare SciPy reference on arrays) exist for the
+benchmark.
+
+The math, for node set V (edge endpoints plus teleport nodes), N = |V|::
+
+    W[u, v]  = w(u, v) / sum_out(u)           (duplicate (u, v) rows summed)
+    p        = trust / sum(trust)              (missing nodes: trust 0)
+    x_0      = 1 / N                           (networkx's default nstart)
+    x_{k+1}  = d * (x_k W + m_k p) + (1 - d) p,  m_k = sum of x_k over dangling nodes
+    r_{k+1}  = || x_{k+1} - x_k ||_1           (stop when r < tol)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from klout_spark import columns as C
+from klout_spark.errors import require_columns
+
+log = logging.getLogger(__name__)
+
+METHODS = ("auto", "local", "distributed")
+
+#: Distributed path: when the graph has at most this many nodes, the ranks are
+#: broadcast to every edge partition each iteration (about 16 bytes a node) and
+#: the edges are kept partitioned by destination, so no edge row is ever
+#: shuffled. Above it, ranks and edges are co-partitioned by source instead.
+BROADCAST_MAX_NODES = 2_000_000
+
+# Internal column names; the leading underscore keeps them clear of caller columns.
+_ID = "_id"
+_SRC_ID = "_src_id"
+_DST_ID = "_dst_id"
+_W = "_w"
+_X = "_x"
+_X_PREV = "_x_prev"
+_P = "_p"
+_DANGLING = "_dangling"
+_CONTRIB = "_contrib"
+_MID = "_mid"
+_BAD = "_bad"
+
+# monotonically_increasing_id() = partition index << 33 | row index within the partition.
+_ROW_BITS = 33
+
+
+@dataclass(frozen=True)
+class PageRankResult:
+    """What a PageRank run returns, whichever execution computed it.
+
+    Attributes
+    ----------
+    ranks
+        Columns ``node`` (string) and ``pagerank`` (double); one row per node of
+        the graph (edge endpoints and teleport nodes); the ranks sum to 1.
+    iterations
+        Power iterations run.
+    residuals
+        L1 change of the rank vector at every iteration, in order.
+    converged
+        Whether the last residual fell below ``tol`` (``False`` after ``max_iter``).
+    method
+        ``"local"`` or ``"distributed"`` (``"textbook"`` for :func:`textbook_pagerank`).
+    node_count, edge_count
+        Nodes, and distinct ``(src, dst)`` pairs after summing duplicates.
+    iteration_seconds
+        Wall time of every iteration, in order (for benchmarks and run logs).
+    """
+
+    ranks: DataFrame
+    iterations: int
+    residuals: tuple[float, ...]
+    converged: bool
+    method: str
+    node_count: int
+    edge_count: int
+    iteration_seconds: tuple[float, ...] = ()
+
+
+class PowerIteration(NamedTuple):
+    """Result of :func:`scipy_power_iteration` on integer-id arrays."""
+
+    ranks: np.ndarray
+    residuals: tuple[float, ...]
+    converged: bool
+    edge_count: int
+    iteration_seconds: tuple[float, ...]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def pagerank(
+    edges: DataFrame,
+    teleport: DataFrame,
+    *,
+    damping: float = 0.85,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+    method: str = "auto",
+    local_max_edges: int = 20_000_000,
+    checkpoint_every: int = 1,
+) -> PageRankResult:
+    """Weighted, personalized PageRank of ``edges`` with teleport vector ``teleport``.
+
+    Parameters
+    ----------
+    edges
+        Columns ``src``, ``dst`` (node ids, cast to string) and ``weight``
+        (double, > 0). Several rows for one ``(src, dst)`` are summed. Self-loops
+        count like any edge (as in networkx).
+    teleport
+        Columns ``node`` and ``trust`` (double, >= 0): the personalization
+        vector, normalized to sum 1 here. Nodes absent from it have trust 0;
+        its nodes that have no edge are part of the graph (isolated). Several
+        rows for one node are summed.
+    damping
+        Probability of following an edge, in ``[0, 1)``.
+    tol
+        Stop when the L1 change of the rank vector falls below this (> 0).
+    max_iter
+        At most this many iterations (>= 1); then ``converged`` is ``False``.
+    method
+        ``"local"``, ``"distributed"`` or ``"auto"``: local when the number of
+        edge rows is at most ``local_max_edges``.
+    local_max_edges
+        Size guard of the local path, in edge rows (before duplicates are summed).
+    checkpoint_every
+        Distributed path only: cut the lineage every this many iterations.
+
+    Returns
+    -------
+    PageRankResult
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method``; ``damping``, ``tol``, ``max_iter``,
+        ``local_max_edges`` or ``checkpoint_every`` out of range; a missing
+        column; a null node id; a weight that is null, NaN or <= 0; a trust that
+        is null, NaN or negative; a total trust of 0.
+
+    Notes
+    -----
+    Semantics are those of ``networkx.pagerank(G, alpha=damping,
+    personalization=trust, weight="weight", dangling=None)``: transition
+    probability ``w(u, v) / sum_out(u)``, the mass of dangling nodes (no
+    out-weight) is redistributed by the teleport vector, and the iteration starts
+    from the uniform vector ``1 / N``, so iteration counts are comparable. One
+    difference: networkx stops when the L1 change is below ``N * tol``; this
+    function stops when it is below ``tol`` (a tolerance that does not loosen as
+    the graph grows). Pass ``tol / N`` to networkx to run the same iterations.
+
+    ``"auto"`` counts the edge rows (one scan of ``edges``) to choose. Both paths
+    read ``edges`` twice (once to index the node ids, once to map the edges to
+    them): persist ``edges`` first if it is expensive to compute.
+
+    ``ranks`` is lazy: it joins the final rank vector back to the node ids, both
+    held as local checkpoints (executor memory and disk, not reliable storage)
+    for as long as ``ranks`` is referenced. Write it out or persist it.
+
+    Examples
+    --------
+    >>> edges = spark.createDataFrame([("a", "b", 1.0), ("b", "c", 2.0)], "src string, dst string, weight double")
+    >>> teleport = spark.createDataFrame([("a", 1.0)], "node string, trust double")
+    >>> result = pagerank(edges, teleport, damping=0.85)
+    >>> result.method, result.node_count, result.edge_count
+    ('local', 3, 2)
+    """
+    _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every)
+    if method not in METHODS:
+        raise ValueError(f"'method' must be one of {METHODS}, got {method!r}")
+    if not isinstance(local_max_edges, int) or local_max_edges < 0:
+        raise ValueError(f"'local_max_edges' must be an int >= 0, got {local_max_edges!r}")
+    if method == "auto":
+        require_columns(edges, (C.SRC, C.DST, C.WEIGHT), where="pagerank(edges)")
+        edge_rows = edges.count()
+        method = "local" if edge_rows <= local_max_edges else "distributed"
+        log.info("pagerank: %d edge rows, local_max_edges=%d -> %s path", edge_rows, local_max_edges, method)
+    if method == "local":
+        return pagerank_local(edges, teleport, damping=damping, tol=tol, max_iter=max_iter)
+    return pagerank_distributed(
+        edges, teleport, damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every
+    )
+
+
+# --------------------------------------------------------------------------- local path
+
+
+def pagerank_local(
+    edges: DataFrame, teleport: DataFrame, *, damping: float, tol: float, max_iter: int
+) -> PageRankResult:
+    """PageRank on the driver: integer edge arrays via Arrow, SciPy sparse power iteration.
+
+    Parameters
+    ----------
+    edges, teleport, damping, tol, max_iter
+        As in :func:`pagerank`.
+
+    Returns
+    -------
+    PageRankResult
+        With ``method="local"``.
+
+    Raises
+    ------
+    ValueError
+        As in :func:`pagerank`.
+
+    Notes
+    -----
+    Node ids are numbered densely in Spark (see :func:`_indexed_nodes`: a
+    distinct, a local checkpoint and per-partition offsets, no single-partition
+    window). The edges are mapped to those numbers in Spark (broadcast joins
+    when the node table is small) and only ``(int32 src, int32 dst, double
+    weight)`` is collected, as Arrow batches: 16 bytes an edge on the driver,
+    plus SciPy's CSR copy (12 bytes an edge). Duplicate pairs are summed by the
+    CSR build, not by a Spark shuffle. The ranks go back to Spark as an Arrow
+    table and are joined to the node ids.
+
+    There is no size guard here: :func:`pagerank` applies ``local_max_edges``.
+    """
+    _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=1)
+    edges, teleport = _validated_inputs(edges, teleport, where="pagerank_local")
+    spark = edges.sparkSession
+    started = time.perf_counter()
+    node_ids, node_count = _indexed_nodes(edges, teleport)
+    node_ids = node_ids.select(C.NODE, F.col(_ID).cast("int").alias(_ID))
+    if node_count >= 2**31:
+        raise ValueError(f"pagerank_local: {node_count} nodes do not fit int32 ids; use method='distributed'")
+    edge_table = _edges_with_ids(edges, node_ids, node_count).toArrow()
+    trust_table = _teleport_with_ids(teleport, node_ids, node_count).toArrow()
+    src = _to_numpy(edge_table.column(_SRC_ID), np.int32)
+    dst = _to_numpy(edge_table.column(_DST_ID), np.int32)
+    weight = _to_numpy(edge_table.column(_W), np.float64)
+    _check_weights(weight, where="pagerank_local(edges)")
+    trust_ids = _to_numpy(trust_table.column(_ID), np.int32)
+    trust_values = _to_numpy(trust_table.column(C.TRUST), np.float64)
+    _check_trust(trust_values, where="pagerank_local(teleport)")
+    trust = np.bincount(trust_ids, weights=trust_values, minlength=node_count)
+    if not trust.sum() > 0:
+        raise ValueError(_zero_trust_message("pagerank_local", float(trust.sum())))
+    transferred = time.perf_counter()
+    solved = scipy_power_iteration(src, dst, weight, trust, damping=damping, tol=tol, max_iter=max_iter)
+    ranked = pa.table({_ID: pa.array(np.arange(node_count, dtype=np.int32)), C.PAGERANK: solved.ranks})
+    ranks = (
+        spark.createDataFrame(ranked)
+        .join(_maybe_broadcast(node_ids, node_count), on=_ID, how="inner")
+        .select(F.col(C.NODE), F.col(C.PAGERANK))
+    )
+    log.info(
+        "pagerank_local: %d nodes, %d edges, %d iterations, residual %.3g, converged=%s; "
+        "spark+arrow %.2f s, scipy %.2f s",
+        node_count,
+        solved.edge_count,
+        len(solved.residuals),
+        solved.residuals[-1],
+        solved.converged,
+        transferred - started,
+        time.perf_counter() - transferred,
+    )
+    return PageRankResult(
+        ranks=ranks,
+        iterations=len(solved.residuals),
+        residuals=solved.residuals,
+        converged=solved.converged,
+        method="local",
+        node_count=node_count,
+        edge_count=solved.edge_count,
+        iteration_seconds=solved.iteration_seconds,
+    )
+
+
+def scipy_power_iteration(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    trust: np.ndarray,
+    *,
+    damping: float,
+    tol: float,
+    max_iter: int,
+) -> PowerIteration:
+    """Bare SciPy power iteration on dense integer ids: the reference kernel.
+
+    Parameters
+    ----------
+    src, dst
+        Integer arrays, node ids in ``[0, len(trust))``; one entry per edge row.
+    weight
+        Positive edge weights; rows with the same ``(src, dst)`` are summed.
+    trust
+        Non-negative teleport weight of every node (length N), normalized here.
+    damping, tol, max_iter
+        As in :func:`pagerank`.
+
+    Returns
+    -------
+    PowerIteration
+        ``ranks`` (length N, float64), ``residuals``, ``converged``,
+        ``edge_count`` (distinct pairs) and ``iteration_seconds``.
+
+    Raises
+    ------
+    ValueError
+        If ``trust`` sums to 0 or the parameters are out of range.
+
+    Notes
+    -----
+    Builds ``W^T`` in CSR (rows = destinations) with each weight divided by its
+    source's out-weight, so that each iteration is one CSR matrix-vector product
+    ``W^T x`` plus two vector operations. :func:`pagerank_local` runs exactly
+    this function, so the benchmark's local-vs-SciPy ratio measures the Spark
+    and Arrow overhead alone.
+    """
+    _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=1)
+    node_count = len(trust)
+    total_trust = float(np.sum(trust))
+    if not total_trust > 0:
+        raise ValueError(
+            f"'trust' must have a positive sum (the teleport vector is normalized), got {total_trust}"
+        )
+    p = np.asarray(trust, dtype=np.float64) / total_trust
+    out_weight = np.bincount(src, weights=weight, minlength=node_count)
+    dangling = np.flatnonzero(out_weight == 0)
+    # Indices of an empty or tiny graph still need the matrix's index dtype.
+    transition_t = sp.csr_array((weight / out_weight[src], (dst, src)), shape=(node_count, node_count))
+    transition_t.sum_duplicates()
+    x = np.full(node_count, 1.0 / node_count)
+    residuals: list[float] = []
+    seconds: list[float] = []
+    converged = False
+    for _ in range(max_iter):
+        tick = time.perf_counter()
+        x_next = transition_t @ x
+        x_next *= damping
+        x_next += (damping * float(x[dangling].sum()) + (1.0 - damping)) * p
+        residual = float(np.abs(x_next - x).sum())
+        x = x_next
+        residuals.append(residual)
+        seconds.append(time.perf_counter() - tick)
+        if residual < tol:
+            converged = True
+            break
+    return PowerIteration(x, tuple(residuals), converged, int(transition_t.nnz), tuple(seconds))
+
+
+# --------------------------------------------------------------------------- distributed path
+
+
+def pagerank_distributed(
+    edges: DataFrame,
+    teleport: DataFrame,
+    *,
+    damping: float,
+    tol: float,
+    max_iter: int,
+    checkpoint_every: int = 1,
+) -> PageRankResult:
+    """PageRank as DataFrame joins and aggregations, for graphs that do not fit the driver.
+
+    Parameters
+    ----------
+    edges, teleport, damping, tol, max_iter
+        As in :func:`pagerank`.
+    checkpoint_every
+        Cut the lineage with an eager local checkpoint every this many
+        iterations (and always at the last one); the states in between are
+        persisted.
+
+    Returns
+    -------
+    PageRankResult
+        With ``method="distributed"``.
+
+    Raises
+    ------
+    ValueError
+        As in :func:`pagerank`.
+
+    Notes
+    -----
+    Setup (once): node ids are numbered densely, as longs (joins and shuffles on
+    longs are cheaper than on strings); duplicate pairs are summed and each
+    weight divided by its source's out-weight. The result, the *transitions*
+    table, holds one row per pair plus one *self row* per node that carries the
+    node's teleport probability and dangling flag. It is persisted
+    (``MEMORY_AND_DISK``) with a layout chosen by node count:
+
+    - at most :data:`BROADCAST_MAX_NODES` nodes: partitioned by destination.
+      Each iteration broadcasts the rank vector (16 bytes a node) and sums the
+      contributions with a ``groupBy(dst)`` that needs no shuffle: after setup
+      no edge row ever moves.
+    - more nodes: partitioned by source and sorted within partitions, so that
+      joining the rank vector (partitioned by id) needs no shuffle of the edges
+      and no sort; only the per-partition partial sums are shuffled by
+      destination.
+
+    One iteration is one join and one aggregation: the self row brings each
+    node's previous rank (for the residual), its teleport probability and its
+    dangling flag through the same ``groupBy``, so every plan reads the
+    previous rank vector exactly once, and every node gets a row even without
+    in-links. The teleport and dangling terms are one scalar,
+    ``damping * dangling_mass + 1 - damping``, passed as a literal.
+
+    Each iteration runs one Spark job, which also yields the residual and the
+    next dangling mass: through an ``Observation`` on checkpointing iterations,
+    as an aggregate over the state it persists otherwise. Between checkpoints
+    the plan grows by one join per iteration (never doubles: the textbook loop
+    reads the ranks twice, so its recomputation doubles every iteration without
+    a checkpoint). When a checkpoint is written, the persisted states and the
+    previous checkpoint are released at once (``DataFrame.unpersist`` does not
+    free a local checkpoint's blocks), so memory and time per iteration stay
+    flat.
+
+    Local checkpoints live in executor storage, not reliable storage: losing an
+    executor mid-run fails the run (rerun it). The returned ``ranks`` holds the
+    final state and the node ids as local checkpoints; everything else is
+    released before returning.
+    """
+    _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every)
+    edges, teleport = _validated_inputs(edges, teleport, where="pagerank_distributed")
+    spark = edges.sparkSession
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    node_ids, node_count = _indexed_nodes(edges, teleport)
+    broadcast_ranks = node_count <= BROADCAST_MAX_NODES
+    transitions, edge_count, dangling_count = _transitions(
+        edges, teleport, node_ids, node_count, partitions=partitions, by_destination=broadcast_ranks
+    )
+    state = node_ids.select(_ID, F.lit(1.0 / node_count).alias(_X))
+    dangling_mass = dangling_count / node_count
+    held: list[DataFrame] = []  # states persisted since the last checkpoint
+    checkpoint: DataFrame | None = None
+    residuals: list[float] = []
+    seconds: list[float] = []
+    run = uuid.uuid4().hex[:8]
+    finished = False
+    try:
+        for step in range(1, max_iter + 1):
+            tick = time.perf_counter()
+            stepped = _next_state(
+                state,
+                transitions,
+                damping=damping,
+                dangling_mass=dangling_mass,
+                broadcast_ranks=broadcast_ranks,
+            )
+            if step % checkpoint_every and step < max_iter:
+                persisted, residual, dangling_mass = _persisted(stepped)
+                held.append(persisted)
+                state = persisted.select(_ID, _X)
+                if residual < tol:
+                    # The final state: pin it down, so that the states behind it can go.
+                    state = state.localCheckpoint(eager=True)
+            else:
+                state, residual, dangling_mass = _checkpointed(stepped, name=f"pagerank_{run}_{step}")
+            if step % checkpoint_every == 0 or step == max_iter or residual < tol:
+                # ``state`` is a new checkpoint without lineage: everything before it can go.
+                _release(held, checkpoint)
+                held.clear()
+                checkpoint = state
+            residuals.append(residual)
+            seconds.append(time.perf_counter() - tick)
+            log.info("pagerank_distributed: iteration %d residual %.6e (%.2f s)", step, residual, seconds[-1])
+            if residual < tol:
+                break
+        finished = True
+    finally:
+        transitions.unpersist()
+        if not finished:
+            _release(held, checkpoint)
+    converged = residuals[-1] < tol
+    ranks = state.join(_maybe_broadcast(node_ids, node_count), on=_ID, how="inner").select(
+        F.col(C.NODE), F.col(_X).alias(C.PAGERANK)
+    )
+    log.info(
+        "pagerank_distributed: %d nodes, %d edges, %d iterations, residual %.3g, converged=%s, %.2f s/iteration",
+        node_count,
+        edge_count,
+        len(residuals),
+        residuals[-1],
+        converged,
+        sum(seconds) / len(seconds),
+    )
+    return PageRankResult(
+        ranks=ranks,
+        iterations=len(residuals),
+        residuals=tuple(residuals),
+        converged=converged,
+        method="distributed",
+        node_count=node_count,
+        edge_count=edge_count,
+        iteration_seconds=tuple(seconds),
+    )
+
+
+def _transitions(
+    edges: DataFrame,
+    teleport: DataFrame,
+    node_ids: DataFrame,
+    node_count: int,
+    *,
+    partitions: int,
+    by_destination: bool,
+) -> tuple[DataFrame, int, int]:
+    """The persisted transitions table, its number of pairs, and the number of dangling nodes.
+
+    Columns ``(_src_id, _dst_id, _w, _p, _dangling)``: a pair row has ``_w`` =
+    weight / source out-weight and null ``_p``/``_dangling``; a node's self row
+    has ``_src_id = _dst_id`` = the node, null ``_w``, its teleport probability
+    ``_p`` and dangling flag.
+    """
+    by_source = Window.partitionBy(_SRC_ID).rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    pairs = (
+        _edges_with_ids(edges, node_ids, node_count)
+        .repartition(partitions, _SRC_ID)
+        .groupBy(_SRC_ID, _DST_ID)
+        .agg(F.sum(_W).alias(_W), F.count_if(_is_bad_weight(F.col(_W))).alias(_BAD))
+        .select(_SRC_ID, _DST_ID, (F.col(_W) / F.sum(_W).over(by_source)).alias(_W), _BAD)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        pair_stats = pairs.agg(F.count(F.lit(1)).alias("pairs"), F.sum(_BAD).alias("bad")).first()
+        if pair_stats["bad"]:
+            raise ValueError(
+                f"pagerank_distributed(edges): {pair_stats['bad']} (src, dst) pairs have a null, NaN or "
+                f"non-positive '{C.WEIGHT}'; every weight must be > 0"
+            )
+        nodes, total_trust, dangling_count = _node_table(pairs, teleport, node_ids, node_count)
+        try:
+            self_rows = nodes.select(
+                F.col(_ID).alias(_SRC_ID),
+                F.col(_ID).alias(_DST_ID),
+                F.lit(None).cast("double").alias(_W),
+                (F.col(C.TRUST) / F.lit(total_trust)).alias(_P),
+                F.col(_DANGLING),
+            )
+            pair_rows = pairs.select(
+                _SRC_ID,
+                _DST_ID,
+                _W,
+                F.lit(None).cast("double").alias(_P),
+                F.lit(None).cast("boolean").alias(_DANGLING),
+            )
+            rows = pair_rows.unionByName(self_rows)
+            if by_destination:
+                laid_out = rows.repartition(partitions, _DST_ID)
+            else:
+                laid_out = rows.repartition(partitions, _SRC_ID).sortWithinPartitions(_SRC_ID)
+            transitions = laid_out.persist(StorageLevel.MEMORY_AND_DISK)
+            transitions.count()
+        finally:
+            nodes.unpersist()
+    finally:
+        pairs.unpersist()
+    return transitions, int(pair_stats["pairs"]), dangling_count
+
+
+def _node_table(
+    pairs: DataFrame, teleport: DataFrame, node_ids: DataFrame, node_count: int
+) -> tuple[DataFrame, float, int]:
+    """Persisted ``(_id, trust, _dangling)``, the total trust and the number of dangling nodes."""
+    senders = pairs.select(F.col(_SRC_ID).alias(_ID)).distinct().withColumn("_sends", F.lit(True))
+    trust_by_node = (
+        _teleport_with_ids(teleport, node_ids, node_count)
+        .groupBy(_ID)
+        .agg(F.sum(C.TRUST).alias(C.TRUST), F.count_if(_is_bad_trust(F.col(C.TRUST))).alias(_BAD))
+    )
+    nodes = (
+        node_ids.select(_ID)
+        .join(senders, on=_ID, how="left")
+        .join(trust_by_node, on=_ID, how="left")
+        .select(
+            F.col(_ID),
+            F.coalesce(F.col(C.TRUST), F.lit(0.0)).alias(C.TRUST),
+            F.col("_sends").isNull().alias(_DANGLING),
+            F.coalesce(F.col(_BAD), F.lit(0)).alias(_BAD),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    stats = nodes.agg(
+        F.sum(C.TRUST).alias("total"),
+        F.sum(_BAD).alias("bad"),
+        F.count_if(F.col(_DANGLING)).alias("dangling"),
+    ).first()
+    total = float(stats["total"] or 0.0)
+    problem = None
+    if stats["bad"]:
+        problem = (
+            f"pagerank_distributed(teleport): {stats['bad']} nodes have a null, NaN or negative '{C.TRUST}'"
+        )
+    elif not total > 0:
+        problem = _zero_trust_message("pagerank_distributed", total)
+    if problem:
+        nodes.unpersist()
+        raise ValueError(problem)
+    return nodes, total, int(stats["dangling"])
+
+
+def _next_state(
+    state: DataFrame, transitions: DataFrame, *, damping: float, dangling_mass: float, broadcast_ranks: bool
+) -> DataFrame:
+    """One power iteration: ``(_id, _x, _x_prev, _dangling)`` from the rank vector ``(_id, _x)``."""
+    senders = state.select(F.col(_ID).alias(_SRC_ID), F.col(_X))
+    if broadcast_ranks:
+        senders = F.broadcast(senders)
+    is_self = F.col(_W).isNull()
+    # Teleport and dangling mass both follow p: one scalar per iteration, passed as a literal.
+    teleport_share = damping * dangling_mass + (1.0 - damping)
+    return (
+        transitions.join(senders, on=_SRC_ID, how="inner")
+        .groupBy(_DST_ID)
+        .agg(
+            F.sum(F.col(_W) * F.col(_X)).alias(_CONTRIB),
+            F.sum(F.when(is_self, F.col(_X))).alias(_X_PREV),
+            F.max(_P).alias(_P),
+            F.max(_DANGLING).alias(_DANGLING),
+        )
+        .select(
+            F.col(_DST_ID).alias(_ID),
+            (
+                F.lit(damping) * F.coalesce(F.col(_CONTRIB), F.lit(0.0)) + F.lit(teleport_share) * F.col(_P)
+            ).alias(_X),
+            F.col(_X_PREV),
+            F.col(_DANGLING),
+        )
+    )
+
+
+def _step_metrics() -> tuple[Column, Column]:
+    residual = F.sum(F.abs(F.col(_X) - F.col(_X_PREV))).alias("residual")
+    dangling_mass = F.coalesce(F.sum(F.when(F.col(_DANGLING), F.col(_X))), F.lit(0.0)).alias("dangling_mass")
+    return residual, dangling_mass
+
+
+def _checkpointed(stepped: DataFrame, *, name: str) -> tuple[DataFrame, float, float]:
+    """Materialize ``(_id, _x)`` as a local checkpoint; the metrics come from the same job."""
+    observation = Observation(name)
+    state = stepped.observe(observation, *_step_metrics()).select(_ID, _X).localCheckpoint(eager=True)
+    metrics = observation.get
+    return state, float(metrics["residual"]), float(metrics["dangling_mass"])
+
+
+def _persisted(stepped: DataFrame) -> tuple[DataFrame, float, float]:
+    """Persist ``stepped``; its metrics come from the job that fills the cache."""
+    persisted = stepped.persist(StorageLevel.MEMORY_AND_DISK)
+    metrics = persisted.agg(*_step_metrics()).first()
+    return persisted, float(metrics["residual"]), float(metrics["dangling_mass"])
+
+
+def _release(persisted: list[DataFrame], checkpoint: DataFrame | None) -> None:
+    for state in persisted:
+        state.unpersist()
+    if checkpoint is not None:
+        _release_checkpoint(checkpoint)
+
+
+def _release_checkpoint(df: DataFrame) -> None:
+    """Free the blocks of a local checkpoint now (``DataFrame.unpersist`` leaves them to GC).
+
+    ``df`` must be the frame ``localCheckpoint`` returned: its plan is the
+    checkpointed ``LogicalRDD``.
+    """
+    plan = df._jdf.queryExecution().analyzed()  # noqa: SLF001
+    if plan.nodeName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+
+
+# --------------------------------------------------------------------------- textbook loop
+
+
+def textbook_pagerank(
+    edges: DataFrame, teleport: DataFrame, *, damping: float, iterations: int
+) -> PageRankResult:
+    """The naive DataFrame PageRank loop, kept as the benchmark's baseline.
+
+    Parameters
+    ----------
+    edges, teleport, damping
+        As in :func:`pagerank`.
+    iterations
+        Exactly this many iterations are run (no convergence test).
+
+    Returns
+    -------
+    PageRankResult
+        With ``method="textbook"``, empty ``residuals``, ``converged=False``
+        and ``edge_count`` = number of edge rows.
+
+    Notes
+    -----
+    Per iteration: join the ranks to the (string-keyed, cached) normalized
+    edges, ``groupBy(dst)`` the contributions, add the dangling mass back as a
+    cross-joined scalar aggregate, and cut the lineage with an eager
+    ``localCheckpoint``. The dangling term reads the ranks a second time, so
+    without a checkpoint every iteration the recomputation doubles each round.
+    Old checkpoints are left to the garbage collector, as in the textbook.
+    """
+    _check_parameters(damping=damping, tol=1.0, max_iter=iterations, checkpoint_every=1)
+    edges, teleport = _validated_inputs(edges, teleport, where="textbook_pagerank")
+    out_weight = edges.groupBy(C.SRC).agg(F.sum(C.WEIGHT).alias("out_weight"))
+    normalized = (
+        edges.join(out_weight, on=C.SRC, how="inner")
+        .select(C.SRC, C.DST, (F.col(C.WEIGHT) / F.col("out_weight")).alias(C.WEIGHT))
+        .cache()
+    )
+    names = (
+        edges.select(F.explode(F.array(C.SRC, C.DST)).alias(C.NODE)).union(teleport.select(C.NODE)).distinct()
+    )
+    trust = teleport.groupBy(C.NODE).agg(F.sum(C.TRUST).alias(C.TRUST))
+    total = trust.agg(F.sum(C.TRUST)).first()[0] or 0.0
+    if not total > 0:
+        raise ValueError(_zero_trust_message("textbook_pagerank", total))
+    nodes = (
+        names.join(trust, on=C.NODE, how="left")
+        .join(out_weight, on=F.col(C.NODE) == F.col(C.SRC), how="left")
+        .select(
+            C.NODE,
+            (F.coalesce(F.col(C.TRUST), F.lit(0.0)) / F.lit(total)).alias("p"),
+            F.col("out_weight").isNull().alias("dangling"),
+        )
+        .cache()
+    )
+    node_count = nodes.count()
+    edge_rows = normalized.count()
+    ranks = nodes.select(C.NODE, F.lit(1.0 / node_count).alias(C.PAGERANK))
+    seconds = []
+    for _ in range(iterations):
+        tick = time.perf_counter()
+        received = (
+            normalized.join(ranks.withColumnRenamed(C.NODE, C.SRC), on=C.SRC, how="inner")
+            .groupBy(C.DST)
+            .agg(F.sum(F.col(C.WEIGHT) * F.col(C.PAGERANK)).alias("received"))
+        )
+        dangling_mass = ranks.join(nodes.filter(F.col("dangling")), on=C.NODE, how="inner").agg(
+            F.coalesce(F.sum(C.PAGERANK), F.lit(0.0)).alias("dangling_mass")
+        )
+        ranks = (
+            nodes.join(received.withColumnRenamed(C.DST, C.NODE), on=C.NODE, how="left")
+            .crossJoin(dangling_mass)
+            .select(
+                C.NODE,
+                (
+                    F.lit(damping)
+                    * (F.coalesce(F.col("received"), F.lit(0.0)) + F.col("dangling_mass") * F.col("p"))
+                    + F.lit(1.0 - damping) * F.col("p")
+                ).alias(C.PAGERANK),
+            )
+            .localCheckpoint(eager=True)
+        )
+        seconds.append(time.perf_counter() - tick)
+    normalized.unpersist()
+    nodes.unpersist()
+    return PageRankResult(
+        ranks=ranks,
+        iterations=iterations,
+        residuals=(),
+        converged=False,
+        method="textbook",
+        node_count=node_count,
+        edge_count=edge_rows,
+        iteration_seconds=tuple(seconds),
+    )
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _check_parameters(*, damping: float, tol: float, max_iter: int, checkpoint_every: int) -> None:
+    if not isinstance(damping, (int, float)) or not 0.0 <= damping < 1.0:
+        raise ValueError(f"'damping' must be in [0, 1), got {damping!r}")
+    if not isinstance(tol, (int, float)) or not tol > 0:
+        raise ValueError(f"'tol' must be > 0, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"'max_iter' must be an int >= 1, got {max_iter!r}")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"'checkpoint_every' must be an int >= 1, got {checkpoint_every!r}")
+
+
+def _validated_inputs(edges: DataFrame, teleport: DataFrame, *, where: str) -> tuple[DataFrame, DataFrame]:
+    """The needed columns, cast to the contract's types (ids as strings, weights as doubles)."""
+    require_columns(edges, (C.SRC, C.DST, C.WEIGHT), where=f"{where}(edges)")
+    require_columns(teleport, (C.NODE, C.TRUST), where=f"{where}(teleport)")
+    return (
+        edges.select(
+            F.col(C.SRC).cast("string").alias(C.SRC),
+            F.col(C.DST).cast("string").alias(C.DST),
+            F.col(C.WEIGHT).cast("double").alias(C.WEIGHT),
+        ),
+        teleport.select(
+            F.col(C.NODE).cast("string").alias(C.NODE), F.col(C.TRUST).cast("double").alias(C.TRUST)
+        ),
+    )
+
+
+def _indexed_nodes(edges: DataFrame, teleport: DataFrame) -> tuple[DataFrame, int]:
+    """``(node, _id)`` with ``_id`` dense in ``[0, N)``, and N.
+
+    Notes
+    -----
+    The distinct node names get ``monotonically_increasing_id()`` (partition
+    index in the high bits, row in partition in the low bits) and are
+    materialized as a local checkpoint, which fixes those numbers. One small
+    job counts the rows of every partition; the dense id is the partition's
+    offset plus the row index. No single-partition window, no Python RDD.
+    """
+    names = (
+        edges.select(F.explode(F.array(C.SRC, C.DST)).alias(C.NODE)).union(teleport.select(C.NODE)).distinct()
+    )
+    numbered = names.select(C.NODE, F.monotonically_increasing_id().alias(_MID)).localCheckpoint(eager=True)
+    part = F.shiftright(F.col(_MID), _ROW_BITS)
+    counts = numbered.groupBy(part.alias("part")).agg(
+        F.count(F.lit(1)).alias("rows"), F.count(C.NODE).alias("named")
+    )
+    per_part = {row["part"]: (row["rows"], row["named"]) for row in counts.collect()}
+    unnamed = sum(rows - named for rows, named in per_part.values())
+    if unnamed:
+        raise ValueError(
+            f"null node id: '{C.SRC}'/'{C.DST}' of edges or '{C.NODE}' of teleport is null (every id must be set)"
+        )
+    offsets = [0] * (max(per_part, default=-1) + 1)
+    running = 0
+    for index in range(len(offsets)):
+        offsets[index] = running
+        running += per_part.get(index, (0, 0))[0]
+    row_in_part = F.col(_MID).bitwiseAND(F.lit((1 << _ROW_BITS) - 1))
+    offset = F.element_at(F.array(*[F.lit(o) for o in offsets] or [F.lit(0)]), (part + 1).cast("int"))
+    return numbered.select(C.NODE, (offset + row_in_part).alias(_ID)), running
+
+
+def _maybe_broadcast(df: DataFrame, rows: int) -> DataFrame:
+    return F.broadcast(df) if rows <= BROADCAST_MAX_NODES else df
+
+
+def _edges_with_ids(edges: DataFrame, node_ids: DataFrame, node_count: int) -> DataFrame:
+    """``(_src_id, _dst_id, _w)``: every edge row with its endpoints' dense ids."""
+    sources = _maybe_broadcast(
+        node_ids.select(F.col(C.NODE).alias(C.SRC), F.col(_ID).alias(_SRC_ID)), node_count
+    )
+    targets = _maybe_broadcast(
+        node_ids.select(F.col(C.NODE).alias(C.DST), F.col(_ID).alias(_DST_ID)), node_count
+    )
+    return (
+        edges.join(sources, on=C.SRC, how="inner")
+        .join(targets, on=C.DST, how="inner")
+        .select(_SRC_ID, _DST_ID, F.col(C.WEIGHT).alias(_W))
+    )
+
+
+def _teleport_with_ids(teleport: DataFrame, node_ids: DataFrame, node_count: int) -> DataFrame:
+    """``(_id, trust)``: every teleport row with its node's dense id."""
+    return teleport.join(_maybe_broadcast(node_ids, node_count), on=C.NODE, how="inner").select(_ID, C.TRUST)
+
+
+def _is_bad_weight(weight: Column) -> Column:
+    return weight.isNull() | F.isnan(weight) | (weight <= 0)
+
+
+def _is_bad_trust(trust: Column) -> Column:
+    return trust.isNull() | F.isnan(trust) | (trust < 0)
+
+
+def _to_numpy(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    if column.null_count:
+        return column.to_numpy(zero_copy_only=False).astype(np.float64)
+    return column.to_numpy().astype(dtype, copy=False)
+
+
+def _check_weights(weight: np.ndarray, *, where: str) -> None:
+    bad = int(np.count_nonzero(~(weight > 0)))  # NaN (null) compares False
+    if bad:
+        raise ValueError(
+            f"{where}: {bad} rows have a null, NaN or non-positive '{C.WEIGHT}'; every weight must be > 0"
+        )
+
+
+def _check_trust(trust: np.ndarray, *, where: str) -> None:
+    bad = int(np.count_nonzero(~(trust >= 0)))
+    if bad:
+        raise ValueError(f"{where}: {bad} rows have a null, NaN or negative '{C.TRUST}'")
+
+
+def _zero_trust_message(where: str, total: float) -> str:
+    return (
+        f"{where}: 'teleport' has total '{C.TRUST}' {total} over the graph's nodes; the teleport vector "
+        "is normalized to sum 1, so at least one node needs positive trust"
+    )
