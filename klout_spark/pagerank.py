@@ -492,7 +492,7 @@ def pagerank_distributed(
                 break
         finished = True
     finally:
-        transitions.unpersist()
+        _release_checkpoint(transitions)
         if not finished:
             _release(held, checkpoint)
     converged = residuals[-1] < tol
@@ -573,8 +573,7 @@ def _transitions(
                 laid_out = rows.repartition(partitions, _DST_ID)
             else:
                 laid_out = rows.repartition(partitions, _SRC_ID).sortWithinPartitions(_SRC_ID)
-            transitions = laid_out.persist(StorageLevel.MEMORY_AND_DISK)
-            transitions.count()
+            transitions = laid_out.localCheckpoint(eager=True)
         finally:
             nodes.unpersist()
     finally:
@@ -633,8 +632,12 @@ def _next_state(
     is_self = F.col(_W).isNull()
     # Teleport and dangling mass both follow p: one scalar per iteration, passed as a literal.
     teleport_share = damping * dangling_mass + (1.0 - damping)
+    # The rank vector goes on the left: a self-join re-instances the right side's
+    # relations, and a re-instanced copy of a persisted state no longer matches
+    # its cache entry (the state would be recomputed). The transitions are a
+    # checkpoint, data not a cache entry, so re-instancing them costs nothing.
     return (
-        transitions.join(senders, on=_SRC_ID, how="inner")
+        senders.join(transitions, on=_SRC_ID, how="inner")
         .groupBy(_DST_ID)
         .agg(
             F.sum(F.col(_W) * F.col(_X)).alias(_CONTRIB),

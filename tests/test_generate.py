@@ -106,7 +106,7 @@ class Dump:
         self.summary = summary
         self.raw = read_lines(out_dir)
         self.events = [json.loads(line) for _, line in self.raw]
-        self.accounts = {row["user_id"]: row for row in read_csv(out_dir / "ground_truth" / "accounts.csv")}
+        self.accounts = {row["user_id"]: row for row in read_csv(out_dir / "_ground_truth" / "accounts.csv")}
 
     def role(self, name: str) -> list[str]:
         return [user for user, row in self.accounts.items() if row["role"] == name]
@@ -160,7 +160,7 @@ def test_another_seed_gives_another_dump(tmp_path):
 def test_dirty_dump_is_the_clean_dump_plus_planted_damage(clean, dirty):
     clean_lines = {line for _, line in clean.raw}
     dirty_counts = {
-        row["kind"]: int(row["count"]) for row in read_csv(dirty.dir / "ground_truth" / "dirty.csv")
+        row["kind"]: int(row["count"]) for row in read_csv(dirty.dir / "_ground_truth" / "dirty.csv")
     }
     foreign = sum(1 for _, line in dirty.raw if line not in clean_lines)
     assert foreign == sum(dirty_counts[kind] for kind in DIRTY_KINDS if kind != "duplicate")
@@ -169,7 +169,7 @@ def test_dirty_dump_is_the_clean_dump_plus_planted_damage(clean, dirty):
 def test_layout_day_folders_parts_and_ground_truth(clean):
     summary = clean.summary
     assert (summary.days, summary.start_date, summary.end_date) == (DAYS, START, END)
-    day_dirs = sorted(p.name for p in clean.dir.iterdir() if p.is_dir() and p.name != "ground_truth")
+    day_dirs = sorted(p.name for p in clean.dir.iterdir() if p.is_dir() and p.name != "_ground_truth")
     assert day_dirs == [(START + timedelta(days=k)).isoformat() for k in range(DAYS)]
     assert [Path(f).relative_to(clean.dir).as_posix() for f in summary.files] == [
         f"{day}/events-00000.jsonl.gz" for day in day_dirs
@@ -178,7 +178,7 @@ def test_layout_day_folders_parts_and_ground_truth(clean):
     assert abs(summary.events_written - EVENTS) / EVENTS < 0.1
     assert summary.accounts == len(clean.accounts)
     for name in ("accounts.csv", "topics.csv", "pods.csv", "dirty.csv", "params.json", "README.txt"):
-        assert (clean.dir / "ground_truth" / name).is_file(), name
+        assert (clean.dir / "_ground_truth" / name).is_file(), name
     header = (clean.dir / summary.files[0]).read_bytes()[:10]
     assert header[3] & 0x08 == 0, "gzip header must not carry a file name"
     assert header[4:8] == b"\x00\x00\x00\x00", "gzip mtime must be 0"
@@ -317,7 +317,7 @@ def test_engagement_rises_with_latent_influence(clean):
 
 def test_engagers_share_the_topic_of_the_post(clean):
     interests = collections.defaultdict(set)
-    for row in read_csv(clean.dir / "ground_truth" / "topics.csv"):
+    for row in read_csv(clean.dir / "_ground_truth" / "topics.csv"):
         interests[row["user_id"]].add(row["topic"])
     topic_of = {
         e["post_id"]: e["hashtags"][0] for e in clean.events if e["event_type"] == "post" and e["hashtags"]
@@ -391,7 +391,7 @@ def test_bought_followers_follow_the_target_and_never_engage(clean):
 
 def test_pods_engage_each_other_reciprocally(clean):
     pods = collections.defaultdict(set)
-    for row in read_csv(clean.dir / "ground_truth" / "pods.csv"):
+    for row in read_csv(clean.dir / "_ground_truth" / "pods.csv"):
         pods[row["pod_id"]].add(row["user_id"])
     assert pods and all(5 <= len(members) <= 50 for members in pods.values())
     assert set().union(*pods.values()) == set(clean.role("pod_member"))
@@ -444,7 +444,7 @@ def test_one_post_about_aviaries_with_some_genuine_engagement(clean):
     engagers = {e["actor_id"] for e in clean.events if e["parent_post_id"] == post["post_id"]}
     assert len(engagers) >= 10
     assert all(clean.accounts[user]["role"] == "genuine" for user in engagers)
-    topics = {row["topic"] for row in read_csv(clean.dir / "ground_truth" / "topics.csv")}
+    topics = {row["topic"] for row in read_csv(clean.dir / "_ground_truth" / "topics.csv")}
     assert "aviaries" not in topics
 
 
@@ -478,7 +478,7 @@ def test_identities_link_one_account_per_network(clean):
 
 # ---------------------------------------------------------------- dirty data
 def test_dirty_lines_at_the_requested_rate_and_counted(dirty):
-    counts = {row["kind"]: int(row["count"]) for row in read_csv(dirty.dir / "ground_truth" / "dirty.csv")}
+    counts = {row["kind"]: int(row["count"]) for row in read_csv(dirty.dir / "_ground_truth" / "dirty.csv")}
     assert set(counts) == set(DIRTY_KINDS) and all(counts[kind] > 0 for kind in DIRTY_KINDS)
     found = collections.Counter()
     seen_ids: dict[str, str] = {}
@@ -638,7 +638,7 @@ def test_platform_formats_are_deterministic_and_take_dirt(tmp_path, fmt):
             Path(path).read_bytes() == (tmp_path / "b" / Path(path).relative_to(tmp_path / "a")).read_bytes()
         )
     counts = {
-        row["kind"]: int(row["count"]) for row in read_csv(tmp_path / "a" / "ground_truth" / "dirty.csv")
+        row["kind"]: int(row["count"]) for row in read_csv(tmp_path / "a" / "_ground_truth" / "dirty.csv")
     }
     assert 0.1 * 0.7 <= sum(counts.values()) / first.events_written <= 0.1 * 1.3
     unparsable = 0

@@ -83,7 +83,7 @@ def test_runs_log_every_stage_with_counts_and_residuals(pipeline_run):
 
 def test_planted_bots_score_below_genuine_accounts(pipeline_run):
     lake, dump = pipeline_run["lake"], pipeline_run["dump"]
-    with open(dump / "ground_truth" / "accounts.csv") as handle:
+    with open(dump / "_ground_truth" / "accounts.csv") as handle:
         roles = {(r["network"], r["user_id"]): r["role"] for r in csv.DictReader(handle)}
     scores = {(r.network, r.user_id): r.score for r in lake.read(catalog.SCORES).collect()}
 

@@ -4,7 +4,7 @@
 latent influence, topics, daily and weekly rhythm) plus the patterns a scorer
 must resist (inactive followers, spam bots, bought followers, engagement pods,
 a sybil farm, a one-post topic), and writes it day by day as gzip JSON lines,
-with the true answers under ``ground_truth/``.
+with the true answers under ``_ground_truth/``.
 
 Examples
 --------

@@ -46,9 +46,9 @@ class GenerateSummary:
         Lines written to the event files, dirty lines included.
     files : tuple of str
         Paths of the event files (``out_dir/YYYY-MM-DD/events-NNNNN.jsonl.gz``), in day order;
-        ``identities.csv`` and ``ground_truth/`` are not listed.
+        ``identities.csv`` and ``_ground_truth/`` are not listed.
     accounts : int
-        Accounts in the simulated world (``ground_truth/accounts.csv`` rows).
+        Accounts in the simulated world (``_ground_truth/accounts.csv`` rows).
     """
 
     out_dir: str
@@ -98,10 +98,10 @@ def _prepare_out_dir(out_dir: Path) -> None:
     ours = [
         entry
         for entry in entries
-        if (entry.is_dir() and (_DAY_DIR.match(entry.name) or entry.name == "ground_truth"))
+        if (entry.is_dir() and (_DAY_DIR.match(entry.name) or entry.name == "_ground_truth"))
         or entry.name == "identities.csv"
     ]
-    if not (out_dir / "ground_truth" / "README.txt").is_file() or len(ours) != len(entries):
+    if not (out_dir / "_ground_truth" / "README.txt").is_file() or len(ours) != len(entries):
         raise ValueError(
             f"out_dir: {str(out_dir)!r} is not empty and does not hold a previous dump; "
             "give an empty or new folder"
@@ -163,7 +163,7 @@ def generate_dump(
     Notes
     -----
     Layout: ``out_dir/YYYY-MM-DD/events-NNNNN.jsonl.gz`` (parts of at most 1M lines),
-    ``out_dir/identities.csv`` and ``out_dir/ground_truth/`` (see its README.txt).
+    ``out_dir/identities.csv`` and ``out_dir/_ground_truth/`` (the leading underscore keeps dump readers, ours and Spark's, out of it) (see its README.txt).
     The event total is approximate (within a few percent of the target). Days are
     simulated and written one at a time, so memory is bounded by one day of events.
     """
@@ -230,7 +230,7 @@ def generate_dump(
         "persons": len(population.identities),
     }
     write_ground_truth(
-        out_path / "ground_truth",
+        out_path / "_ground_truth",
         population,
         dirty_counts=dirty.counts,
         params=params,
