@@ -1,0 +1,45 @@
+import pytest
+
+from klout_spark.cli import build_parser, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("generate", "ingest", "validate", "features", "propagate", "score", "run", "sql"):
+        assert command in out
+
+
+@pytest.mark.parametrize("command", ["generate", "ingest", "validate", "features", "propagate", "score", "run", "sql"])
+def test_every_subcommand_takes_conf_and_set(command):
+    text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
+    assert "--conf FILE" in text and "--set KEY=VALUE" in text and "--env" in text
+
+
+def test_bad_date_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["features", "--as-of", "2026-13-01"])
+    assert exit_info.value.code == 2
+    assert "not a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_config_errors_exit_1_with_one_clear_line(capsys):
+    assert main(["sql", "SELECT 1", "--set", "lake.databse=x"]) == 1
+    assert "unknown config key(s): lake.databse" in capsys.readouterr().err
+
+
+def test_generate_writes_a_dump(tmp_path, capsys):
+    assert main(["generate", "--events", "10000", "--days", "3", "--seed", "1", "--out", str(tmp_path / "d")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert len(list((tmp_path / "d").glob("2026-10-*/events-*.jsonl.gz"))) == 3
+
+
+def test_sql_prints_a_table_and_reports_bad_queries(spark, settings, capsys):  # noqa: ARG001
+    lake = ["--set", f"lake.root={settings.lake.root}", "--set", f"lake.database={settings.lake.database}"]
+    assert main(["sql", "SELECT 40 + 2 AS answer", *lake]) == 0
+    out = capsys.readouterr().out
+    assert "answer" in out and "42" in out
+    assert main(["sql", f"SELECT * FROM {settings.lake.database}.no_such_table", *lake]) == 1
+    assert "no_such_table" in capsys.readouterr().err

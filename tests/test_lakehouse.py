@@ -1,0 +1,84 @@
+from datetime import date, datetime
+
+import pytest
+from pyspark.sql import functions as F
+
+from klout_spark import catalog
+from klout_spark import columns as C
+from klout_spark import schemas as S
+from klout_spark.errors import ConfigError, StageOrderError
+
+D1, D2 = date(2026, 10, 30), date(2026, 10, 31)
+
+
+def _scores(spark, as_of, users, score=10.0, run_id="r"):
+    rows = [(as_of, "twitter", u, score, 0.0, 0.0, 0.0, i + 1, 0.0, None, "v", run_id) for i, u in enumerate(users)]
+    return spark.createDataFrame(rows, S.SCORES_SCHEMA)
+
+
+def test_overwrite_slice_replaces_one_as_of_and_keeps_the_others(lake, spark):
+    lake.overwrite_slice(_scores(spark, D1, ["a", "b"]), catalog.SCORES, S.SCORES_SCHEMA,
+                         column=C.AS_OF, start=D1, partition_by=[C.AS_OF])
+    lake.overwrite_slice(_scores(spark, D2, ["a"], run_id="first"), catalog.SCORES, S.SCORES_SCHEMA,
+                         column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
+    lake.overwrite_slice(_scores(spark, D2, ["c"], run_id="second"), catalog.SCORES, S.SCORES_SCHEMA,
+                         column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
+    rows = sorted((r.as_of, r.user_id, r.run_id) for r in lake.read(catalog.SCORES).collect())
+    assert rows == [(D1, "a", "r"), (D1, "b", "r"), (D2, "c", "second")]
+
+
+def test_overwrite_slice_is_one_commit_so_readers_never_see_a_mix(lake, spark):
+    lake.overwrite_slice(_scores(spark, D2, ["a", "b"], run_id="old"), catalog.SCORES, S.SCORES_SCHEMA,
+                         column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
+    before = lake.latest_version(catalog.SCORES)
+    lake.overwrite_slice(_scores(spark, D2, ["a", "b", "c"], run_id="new"), catalog.SCORES, S.SCORES_SCHEMA,
+                         column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
+    assert lake.latest_version(catalog.SCORES) == before + 1
+    # Each version a reader can pick holds a single run's slice.
+    old = spark.read.format("delta").option("versionAsOf", before).load(lake.path(catalog.SCORES))
+    new = spark.read.format("delta").option("versionAsOf", before + 1).load(lake.path(catalog.SCORES))
+    assert {r.run_id for r in old.collect()} == {"old"}
+    assert {r.run_id for r in new.collect()} == {"new"} and new.count() == 3
+
+
+def test_rows_outside_the_slice_are_refused(lake, spark):
+    with pytest.raises(Exception, match="(?i)replaceWhere|does not conform|DELTA_REPLACE_WHERE"):
+        lake.overwrite_slice(_scores(spark, D1, ["a"]), catalog.SCORES, S.SCORES_SCHEMA,
+                             column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
+
+
+def test_merge_new_inserts_only_unseen_keys(lake, spark):
+    schema = S.SILVER_EVENTS_SCHEMA
+    row = ("e1", "twitter", "post", datetime(2026, 10, 30), "u", None, None, None, None, None, "b", D1)
+    first = spark.createDataFrame([row], schema)
+    lake.merge_new(first, catalog.SILVER_EVENTS, schema, keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE])
+    lake.merge_new(first, catalog.SILVER_EVENTS, schema, keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE])
+    assert lake.read(catalog.SILVER_EVENTS).count() == 1
+
+
+def test_tables_are_registered_and_rediscovered_by_a_fresh_catalog(lake, spark, settings):
+    lake.overwrite_slice(_scores(spark, D2, ["a"]), catalog.SCORES, S.SCORES_SCHEMA,
+                         column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
+    db = settings.lake.database
+    assert spark.sql(f"SELECT count(*) FROM {db}.scores").first()[0] == 1
+    assert spark.sql(f"SELECT count(*) FROM {db}.latest_scores").first()[0] == 1
+    spark.sql(f"DROP TABLE {db}.scores")  # as if this were a new process: only the files remain
+    assert catalog.register_tables(spark, settings.lake.root, db) == ["scores"]
+    assert catalog.register_tables(spark, settings.lake.root, db) == []  # idempotent
+    assert spark.sql(f"SELECT user_id FROM {db}.scores").first()[0] == "a"
+
+
+def test_reading_a_table_no_stage_wrote_names_the_stage_to_run(lake):
+    with pytest.raises(StageOrderError, match="does not exist yet"):
+        lake.read(catalog.USER_FEATURES)
+
+
+@pytest.mark.parametrize("hostile", ["klout; DROP TABLE x", "a-b", "1abc", "", "klout.scores", "k`o"])
+def test_identifiers_from_settings_are_validated(hostile):
+    with pytest.raises(ConfigError, match="plain identifier"):
+        catalog.validate_identifier(hostile, what="lake.database")
+
+
+def test_delete_is_a_no_op_on_a_missing_table(lake):
+    lake.delete(catalog.QUARANTINE, F.lit(True))
+    assert not lake.exists(catalog.QUARANTINE)
