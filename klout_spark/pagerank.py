@@ -30,13 +30,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
-from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
@@ -65,6 +67,7 @@ _DANGLING = "_dangling"
 _CONTRIB = "_contrib"
 _MID = "_mid"
 _BAD = "_bad"
+_SELF = "_self"
 
 # monotonically_increasing_id() = partition index << 33 | row index within the partition.
 _ROW_BITS = 33
@@ -239,10 +242,11 @@ def pagerank_local(
     distinct, a local checkpoint and per-partition offsets, no single-partition
     window). The edges are mapped to those numbers in Spark (broadcast joins
     when the node table is small) and only ``(int32 src, int32 dst, double
-    weight)`` is collected, as Arrow batches: 16 bytes an edge on the driver,
-    plus SciPy's CSR copy (12 bytes an edge). Duplicate pairs are summed by the
-    CSR build, not by a Spark shuffle. The ranks go back to Spark as an Arrow
-    table and are joined to the node ids.
+    weight)`` is collected, together with the teleport rows in the same job, as
+    Arrow batches: 16 bytes an edge on the driver, plus SciPy's CSR copy (12
+    bytes an edge). Duplicate pairs are summed by the CSR build, not by a Spark
+    shuffle. The ranks go back to Spark as an Arrow table and are joined to the
+    node ids.
 
     There is no size guard here: :func:`pagerank` applies ``local_max_edges``.
     """
@@ -254,14 +258,19 @@ def pagerank_local(
     node_ids = node_ids.select(C.NODE, F.col(_ID).cast("int").alias(_ID))
     if node_count >= 2**31:
         raise ValueError(f"pagerank_local: {node_count} nodes do not fit int32 ids; use method='distributed'")
-    edge_table = _edges_with_ids(edges, node_ids, node_count).toArrow()
-    trust_table = _teleport_with_ids(teleport, node_ids, node_count).toArrow()
-    src = _to_numpy(edge_table.column(_SRC_ID), np.int32)
-    dst = _to_numpy(edge_table.column(_DST_ID), np.int32)
-    weight = _to_numpy(edge_table.column(_W), np.float64)
+    # One collect for both: teleport rows ride along as (node, -1, trust).
+    trust_rows = _teleport_with_ids(teleport, node_ids, node_count).select(
+        F.col(_ID).alias(_SRC_ID), F.lit(-1).alias(_DST_ID), F.col(C.TRUST).alias(_W)
+    )
+    table = _edges_with_ids(edges, node_ids, node_count).unionByName(trust_rows).toArrow()
+    ids_from = _to_numpy(table.column(_SRC_ID), np.int32)
+    ids_to = _to_numpy(table.column(_DST_ID), np.int32)
+    values = _to_numpy(table.column(_W), np.float64)
+    is_trust = ids_to < 0
+    src, dst, weight = ids_from[~is_trust], ids_to[~is_trust], values[~is_trust]
+    trust_ids, trust_values = ids_from[is_trust], values[is_trust]
+    del table, ids_from, ids_to, values
     _check_weights(weight, where="pagerank_local(edges)")
-    trust_ids = _to_numpy(trust_table.column(_ID), np.int32)
-    trust_values = _to_numpy(trust_table.column(C.TRUST), np.float64)
     _check_trust(trust_values, where="pagerank_local(teleport)")
     trust = np.bincount(trust_ids, weights=trust_values, minlength=node_count)
     if not trust.sum() > 0:
@@ -349,7 +358,6 @@ def scipy_power_iteration(
     p = np.asarray(trust, dtype=np.float64) / total_trust
     out_weight = np.bincount(src, weights=weight, minlength=node_count)
     dangling = np.flatnonzero(out_weight == 0)
-    # Indices of an empty or tiny graph still need the matrix's index dtype.
     transition_t = sp.csr_array((weight / out_weight[src], (dst, src)), shape=(node_count, node_count))
     transition_t.sum_duplicates()
     x = np.full(node_count, 1.0 / node_count)
@@ -392,7 +400,8 @@ def pagerank_distributed(
     checkpoint_every
         Cut the lineage with an eager local checkpoint every this many
         iterations (and always at the last one); the states in between are
-        persisted.
+        persisted. A local checkpoint costs what a persist costs, so 1 (the
+        default) is also the fastest.
 
     Returns
     -------
@@ -406,38 +415,43 @@ def pagerank_distributed(
 
     Notes
     -----
-    Setup (once): node ids are numbered densely, as longs (joins and shuffles on
-    longs are cheaper than on strings); duplicate pairs are summed and each
-    weight divided by its source's out-weight. The result, the *transitions*
-    table, holds one row per pair plus one *self row* per node that carries the
-    node's teleport probability and dangling flag. It is persisted
-    (``MEMORY_AND_DISK``) with a layout chosen by node count:
+    Setup: node ids are numbered densely as longs (joins and shuffles on longs
+    are cheaper than on strings). One job then builds the *transitions* table
+    with a single shuffle of the edges: one row per ``(src, dst)`` pair
+    (duplicates summed) with ``weight / out-weight of src``, plus one *self
+    row* per node holding its trust (summed over teleport rows) and its dangling
+    flag; the same job checks the weights and trusts and counts pairs, nodes,
+    dangling nodes and the total trust (an ``Observation``). The table is kept
+    as a local checkpoint, laid out by node count:
 
-    - at most :data:`BROADCAST_MAX_NODES` nodes: partitioned by destination.
-      Each iteration broadcasts the rank vector (16 bytes a node) and sums the
-      contributions with a ``groupBy(dst)`` that needs no shuffle: after setup
-      no edge row ever moves.
-    - more nodes: partitioned by source and sorted within partitions, so that
-      joining the rank vector (partitioned by id) needs no shuffle of the edges
-      and no sort; only the per-partition partial sums are shuffled by
-      destination.
+    - at most :data:`BROADCAST_MAX_NODES` nodes: partitioned by destination
+      (a second shuffle, once). Each iteration broadcasts the rank vector (16
+      bytes a node) and sums the contributions with a ``groupBy(dst)`` that
+      needs no shuffle: after setup no edge row moves.
+    - more nodes: partitioned and sorted by source, like the rank vector, so
+      the join needs no shuffle and no sort; only the per-partition partial
+      sums are shuffled by destination.
 
-    One iteration is one join and one aggregation: the self row brings each
-    node's previous rank (for the residual), its teleport probability and its
+    One iteration is one join and one aggregation, and one Spark job. The self
+    row brings each node's previous rank (for the residual), its trust and its
     dangling flag through the same ``groupBy``, so every plan reads the
-    previous rank vector exactly once, and every node gets a row even without
-    in-links. The teleport and dangling terms are one scalar,
-    ``damping * dangling_mass + 1 - damping``, passed as a literal.
+    previous rank vector exactly once and every node gets a row even without
+    in-links. Teleport and dangling mass enter as one scalar literal,
+    ``(damping * dangling_mass + 1 - damping) / total_trust``. The residual and
+    the next dangling mass come out of the same job (an ``Observation`` on
+    checkpointing iterations, an aggregate over the freshly persisted state
+    otherwise).
 
-    Each iteration runs one Spark job, which also yields the residual and the
-    next dangling mass: through an ``Observation`` on checkpointing iterations,
-    as an aggregate over the state it persists otherwise. Between checkpoints
-    the plan grows by one join per iteration (never doubles: the textbook loop
-    reads the ranks twice, so its recomputation doubles every iteration without
-    a checkpoint). When a checkpoint is written, the persisted states and the
-    previous checkpoint are released at once (``DataFrame.unpersist`` does not
-    free a local checkpoint's blocks), so memory and time per iteration stay
-    flat.
+    Lineage: between checkpoints a plan grows by one join per iteration, never
+    doubles (the textbook loop reads the ranks twice, so its recomputation
+    doubles every iteration without a checkpoint). When a checkpoint is
+    written, the persisted states and the previous checkpoint are released at
+    once (``DataFrame.unpersist`` does not free a local checkpoint's blocks),
+    so memory and time per iteration stay flat.
+
+    Adaptive query execution is switched off for the session while this runs
+    (and restored after): a local checkpoint written under AQE forgets its
+    partitioning, and every iteration would then shuffle the edges again.
 
     Local checkpoints live in executor storage, not reliable storage: losing an
     executor mid-run fails the run (rerun it). The returned ``ranks`` holds the
@@ -447,14 +461,23 @@ def pagerank_distributed(
     _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every)
     edges, teleport = _validated_inputs(edges, teleport, where="pagerank_distributed")
     spark = edges.sparkSession
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    with _adaptive_execution_off(spark):
+        return _distributed(
+            edges, teleport, damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every
+        )
+
+
+def _distributed(
+    edges: DataFrame, teleport: DataFrame, *, damping: float, tol: float, max_iter: int, checkpoint_every: int
+) -> PageRankResult:
+    partitions = int(edges.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     node_ids, node_count = _indexed_nodes(edges, teleport)
     broadcast_ranks = node_count <= BROADCAST_MAX_NODES
-    transitions, edge_count, dangling_count = _transitions(
+    transitions, setup = _transitions(
         edges, teleport, node_ids, node_count, partitions=partitions, by_destination=broadcast_ranks
     )
     state = node_ids.select(_ID, F.lit(1.0 / node_count).alias(_X))
-    dangling_mass = dangling_count / node_count
+    dangling_mass = setup["dangling"] / node_count
     held: list[DataFrame] = []  # states persisted since the last checkpoint
     checkpoint: DataFrame | None = None
     residuals: list[float] = []
@@ -469,6 +492,7 @@ def pagerank_distributed(
                 transitions,
                 damping=damping,
                 dangling_mass=dangling_mass,
+                total_trust=setup["trust"],
                 broadcast_ranks=broadcast_ranks,
             )
             if step % checkpoint_every and step < max_iter:
@@ -502,7 +526,7 @@ def pagerank_distributed(
     log.info(
         "pagerank_distributed: %d nodes, %d edges, %d iterations, residual %.3g, converged=%s, %.2f s/iteration",
         node_count,
-        edge_count,
+        setup["pairs"],
         len(residuals),
         residuals[-1],
         converged,
@@ -515,9 +539,20 @@ def pagerank_distributed(
         converged=converged,
         method="distributed",
         node_count=node_count,
-        edge_count=edge_count,
+        edge_count=setup["pairs"],
         iteration_seconds=tuple(seconds),
     )
+
+
+@contextmanager
+def _adaptive_execution_off(spark: SparkSession) -> Iterator[None]:
+    key = "spark.sql.adaptive.enabled"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, previous)
 
 
 def _transitions(
@@ -528,114 +563,108 @@ def _transitions(
     *,
     partitions: int,
     by_destination: bool,
-) -> tuple[DataFrame, int, int]:
-    """The persisted transitions table, its number of pairs, and the number of dangling nodes.
+) -> tuple[DataFrame, dict[str, float]]:
+    """The transitions table (a local checkpoint) and its counts, from one job.
 
-    Columns ``(_src_id, _dst_id, _w, _p, _dangling)``: a pair row has ``_w`` =
-    weight / source out-weight and null ``_p``/``_dangling``; a node's self row
-    has ``_src_id = _dst_id`` = the node, null ``_w``, its teleport probability
-    ``_p`` and dangling flag.
+    Columns ``(_src_id, _dst_id, _w, _p, _dangling)``. A pair row has ``_w`` =
+    summed weight / source out-weight, null ``_p`` and ``_dangling``. A node's
+    self row has ``_src_id = _dst_id`` = the node, null ``_w``, its summed trust
+    in ``_p`` (not yet normalized) and its dangling flag.
     """
+    is_self = F.col(_SELF)
+    pair_rows = _edges_with_ids(edges, node_ids, node_count).select(
+        _SRC_ID,
+        _DST_ID,
+        F.lit(False).alias(_SELF),
+        F.col(_W),
+        F.lit(None).cast("double").alias(C.TRUST),
+        _is_bad_weight(F.col(_W)).cast("int").alias(_BAD),
+    )
+    trust_rows = _teleport_with_ids(teleport, node_ids, node_count).select(
+        F.col(_ID).alias(_SRC_ID),
+        F.col(_ID).alias(_DST_ID),
+        F.lit(True).alias(_SELF),
+        F.lit(None).cast("double").alias(_W),
+        F.col(C.TRUST),
+        _is_bad_trust(F.col(C.TRUST)).cast("int").alias(_BAD),
+    )
+    # Every node gets a self row, with or without edges or trust.
+    node_rows = node_ids.select(
+        F.col(_ID).alias(_SRC_ID),
+        F.col(_ID).alias(_DST_ID),
+        F.lit(True).alias(_SELF),
+        F.lit(None).cast("double").alias(_W),
+        F.lit(0.0).alias(C.TRUST),
+        F.lit(0).alias(_BAD),
+    )
     by_source = Window.partitionBy(_SRC_ID).rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    pairs = (
-        _edges_with_ids(edges, node_ids, node_count)
+    out_weight = F.sum(_W).over(by_source)  # self rows carry a null weight
+    table = (
+        pair_rows.unionByName(trust_rows)
+        .unionByName(node_rows)
         .repartition(partitions, _SRC_ID)
-        .groupBy(_SRC_ID, _DST_ID)
-        .agg(F.sum(_W).alias(_W), F.count_if(_is_bad_weight(F.col(_W))).alias(_BAD))
-        .select(_SRC_ID, _DST_ID, (F.col(_W) / F.sum(_W).over(by_source)).alias(_W), _BAD)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    try:
-        pair_stats = pairs.agg(F.count(F.lit(1)).alias("pairs"), F.sum(_BAD).alias("bad")).first()
-        if pair_stats["bad"]:
-            raise ValueError(
-                f"pagerank_distributed(edges): {pair_stats['bad']} (src, dst) pairs have a null, NaN or "
-                f"non-positive '{C.WEIGHT}'; every weight must be > 0"
-            )
-        nodes, total_trust, dangling_count = _node_table(pairs, teleport, node_ids, node_count)
-        try:
-            self_rows = nodes.select(
-                F.col(_ID).alias(_SRC_ID),
-                F.col(_ID).alias(_DST_ID),
-                F.lit(None).cast("double").alias(_W),
-                (F.col(C.TRUST) / F.lit(total_trust)).alias(_P),
-                F.col(_DANGLING),
-            )
-            pair_rows = pairs.select(
-                _SRC_ID,
-                _DST_ID,
-                _W,
-                F.lit(None).cast("double").alias(_P),
-                F.lit(None).cast("boolean").alias(_DANGLING),
-            )
-            rows = pair_rows.unionByName(self_rows)
-            if by_destination:
-                laid_out = rows.repartition(partitions, _DST_ID)
-            else:
-                laid_out = rows.repartition(partitions, _SRC_ID).sortWithinPartitions(_SRC_ID)
-            transitions = laid_out.localCheckpoint(eager=True)
-        finally:
-            nodes.unpersist()
-    finally:
-        pairs.unpersist()
-    return transitions, int(pair_stats["pairs"]), dangling_count
-
-
-def _node_table(
-    pairs: DataFrame, teleport: DataFrame, node_ids: DataFrame, node_count: int
-) -> tuple[DataFrame, float, int]:
-    """Persisted ``(_id, trust, _dangling)``, the total trust and the number of dangling nodes."""
-    senders = pairs.select(F.col(_SRC_ID).alias(_ID)).distinct().withColumn("_sends", F.lit(True))
-    trust_by_node = (
-        _teleport_with_ids(teleport, node_ids, node_count)
-        .groupBy(_ID)
-        .agg(F.sum(C.TRUST).alias(C.TRUST), F.count_if(_is_bad_trust(F.col(C.TRUST))).alias(_BAD))
-    )
-    nodes = (
-        node_ids.select(_ID)
-        .join(senders, on=_ID, how="left")
-        .join(trust_by_node, on=_ID, how="left")
+        .groupBy(_SRC_ID, _DST_ID, _SELF)
+        .agg(F.sum(_W).alias(_W), F.sum(C.TRUST).alias(C.TRUST), F.sum(_BAD).alias(_BAD))
         .select(
-            F.col(_ID),
-            F.coalesce(F.col(C.TRUST), F.lit(0.0)).alias(C.TRUST),
-            F.col("_sends").isNull().alias(_DANGLING),
-            F.coalesce(F.col(_BAD), F.lit(0)).alias(_BAD),
+            _SRC_ID,
+            _DST_ID,
+            F.when(~is_self, F.try_divide(F.col(_W), out_weight)).alias(_W),
+            F.when(is_self, F.col(C.TRUST)).alias(_P),
+            F.when(is_self, out_weight.isNull()).alias(_DANGLING),
+            _BAD,
         )
-        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    stats = nodes.agg(
-        F.sum(C.TRUST).alias("total"),
-        F.sum(_BAD).alias("bad"),
-        F.count_if(F.col(_DANGLING)).alias("dangling"),
-    ).first()
-    total = float(stats["total"] or 0.0)
-    problem = None
-    if stats["bad"]:
-        problem = (
-            f"pagerank_distributed(teleport): {stats['bad']} nodes have a null, NaN or negative '{C.TRUST}'"
+    if by_destination:
+        table = table.repartition(partitions, _DST_ID)
+    else:
+        table = table.sortWithinPartitions(_SRC_ID)  # already sorted by the window: no extra work
+    observation = Observation(f"pagerank_setup_{uuid.uuid4().hex[:8]}")
+    transitions = (
+        table.observe(
+            observation,
+            F.count_if(F.col(_P).isNull()).alias("pairs"),
+            F.coalesce(F.sum(_BAD), F.lit(0)).alias("bad"),
+            F.coalesce(F.sum(_P), F.lit(0.0)).alias("trust"),
+            F.count_if(F.col(_DANGLING)).alias("dangling"),
         )
-    elif not total > 0:
-        problem = _zero_trust_message("pagerank_distributed", total)
+        .select(_SRC_ID, _DST_ID, _W, _P, _DANGLING)
+        .localCheckpoint(eager=True)
+    )
+    setup = {name: value for name, value in observation.get.items()}
+    problem = None
+    if setup["bad"]:
+        problem = (
+            f"pagerank_distributed: {setup['bad']} rows of 'edges' or 'teleport' have a null, NaN or "
+            f"non-positive '{C.WEIGHT}' (must be > 0) or a null, NaN or negative '{C.TRUST}' (must be >= 0)"
+        )
+    elif not setup["trust"] > 0:
+        problem = _zero_trust_message("pagerank_distributed", float(setup["trust"]))
     if problem:
-        nodes.unpersist()
+        _release_checkpoint(transitions)
         raise ValueError(problem)
-    return nodes, total, int(stats["dangling"])
+    return transitions, setup
 
 
 def _next_state(
-    state: DataFrame, transitions: DataFrame, *, damping: float, dangling_mass: float, broadcast_ranks: bool
+    state: DataFrame,
+    transitions: DataFrame,
+    *,
+    damping: float,
+    dangling_mass: float,
+    total_trust: float,
+    broadcast_ranks: bool,
 ) -> DataFrame:
     """One power iteration: ``(_id, _x, _x_prev, _dangling)`` from the rank vector ``(_id, _x)``."""
     senders = state.select(F.col(_ID).alias(_SRC_ID), F.col(_X))
     if broadcast_ranks:
         senders = F.broadcast(senders)
     is_self = F.col(_W).isNull()
-    # Teleport and dangling mass both follow p: one scalar per iteration, passed as a literal.
-    teleport_share = damping * dangling_mass + (1.0 - damping)
+    # Teleport and dangling mass both follow p = trust / total_trust: one scalar per iteration.
+    per_trust = (damping * dangling_mass + (1.0 - damping)) / total_trust
     # The rank vector goes on the left: a self-join re-instances the right side's
     # relations, and a re-instanced copy of a persisted state no longer matches
     # its cache entry (the state would be recomputed). The transitions are a
-    # checkpoint, data not a cache entry, so re-instancing them costs nothing.
+    # checkpoint, data rather than a cache entry, so re-instancing them is free.
     return (
         senders.join(transitions, on=_SRC_ID, how="inner")
         .groupBy(_DST_ID)
@@ -647,9 +676,9 @@ def _next_state(
         )
         .select(
             F.col(_DST_ID).alias(_ID),
-            (
-                F.lit(damping) * F.coalesce(F.col(_CONTRIB), F.lit(0.0)) + F.lit(teleport_share) * F.col(_P)
-            ).alias(_X),
+            (F.lit(damping) * F.coalesce(F.col(_CONTRIB), F.lit(0.0)) + F.lit(per_trust) * F.col(_P)).alias(
+                _X
+            ),
             F.col(_X_PREV),
             F.col(_DANGLING),
         )
@@ -752,7 +781,7 @@ def textbook_pagerank(
     )
     node_count = nodes.count()
     edge_rows = normalized.count()
-    ranks = nodes.select(C.NODE, F.lit(1.0 / node_count).alias(C.PAGERANK))
+    ranks = nodes.select(C.NODE, F.lit(1.0 / node_count).alias(C.PAGERANK)).localCheckpoint(eager=True)
     seconds = []
     for _ in range(iterations):
         tick = time.perf_counter()
@@ -863,15 +892,11 @@ def _maybe_broadcast(df: DataFrame, rows: int) -> DataFrame:
 
 def _edges_with_ids(edges: DataFrame, node_ids: DataFrame, node_count: int) -> DataFrame:
     """``(_src_id, _dst_id, _w)``: every edge row with its endpoints' dense ids."""
-    sources = _maybe_broadcast(
-        node_ids.select(F.col(C.NODE).alias(C.SRC), F.col(_ID).alias(_SRC_ID)), node_count
-    )
-    targets = _maybe_broadcast(
-        node_ids.select(F.col(C.NODE).alias(C.DST), F.col(_ID).alias(_DST_ID)), node_count
-    )
+    sources = node_ids.select(F.col(C.NODE).alias(C.SRC), F.col(_ID).alias(_SRC_ID))
+    targets = node_ids.select(F.col(C.NODE).alias(C.DST), F.col(_ID).alias(_DST_ID))
     return (
-        edges.join(sources, on=C.SRC, how="inner")
-        .join(targets, on=C.DST, how="inner")
+        edges.join(_maybe_broadcast(sources, node_count), on=C.SRC, how="inner")
+        .join(_maybe_broadcast(targets, node_count), on=C.DST, how="inner")
         .select(_SRC_ID, _DST_ID, F.col(C.WEIGHT).alias(_W))
     )
 
