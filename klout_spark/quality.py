@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -55,8 +56,11 @@ from klout_spark.errors import (
 from klout_spark.schemas import (
     AUTHORED_TYPES,
     EVENT_TYPES,
+    FEATURE_MEASURES,
     FOLLOW,
     INTERACTION_TYPES,
+    IS_INACTIVE,
+    IS_SPAM_LIKE,
     POST_ENGAGEMENT_TYPES,
     UNFOLLOW,
 )
@@ -65,6 +69,9 @@ log = logging.getLogger(__name__)
 
 BRONZE_EVENTS = "bronze_events"
 SILVER_EVENTS = "silver_events"
+SILVER_PROFILES = "silver_profiles"
+USER_FEATURES = "user_features"
+NETWORK_RANK = "network_rank"
 SCORES = "scores"
 
 PROFILE_COUNT_COLUMNS: tuple[str, ...] = (
@@ -285,6 +292,103 @@ def scores_suite() -> gx.ExpectationSuite:
     )
 
 
+def silver_profiles_suite() -> gx.ExpectationSuite:
+    """Expectations on ``silver_profiles`` rows: ids present, counts non-negative (nulls allowed)."""
+    E = gx.expectations
+    return _suite(
+        SILVER_PROFILES,
+        [
+            E.ExpectColumnValuesToNotBeNull(column=C.EVENT_ID),
+            E.ExpectColumnValuesToNotBeNull(column=C.NETWORK),
+            E.ExpectColumnValuesToNotBeNull(column=C.USER_ID),
+            *[E.ExpectColumnValuesToBeBetween(column=name, min_value=0) for name in PROFILE_COUNT_COLUMNS],
+        ],
+    )
+
+
+# Long form of the window features, one row per (account, measure): 13 measures x
+# 4 checks as wide columns would be 52 expectations, and GE costs ~0.35 s per
+# expectation whatever the data size; in long form the same rules are 4.
+MEASURE = "measure"
+WINDOW_7D, WINDOW_30D, WINDOW_90D, WINDOW_DECAYED = "value_7d", "value_30d", "value_90d", "value_decayed"
+
+
+def user_feature_windows(features: DataFrame) -> DataFrame:
+    """``user_features`` in long form: the ids, the flags, and one row per measure.
+
+    Requires ``as_of``, ``network``, ``user_id``, ``is_inactive``, ``is_spam_like`` and
+    ``<measure>_7d|_30d|_90d|_decayed`` for every measure in ``FEATURE_MEASURES``.
+    Returns those ids and flags plus ``measure``, ``value_7d``, ``value_30d``,
+    ``value_90d``, ``value_decayed``.
+    """
+    windows = [
+        F.struct(
+            F.lit(measure).alias(MEASURE),
+            *[
+                _col(f"{measure}_{suffix}").alias(alias)
+                for suffix, alias in (
+                    ("7d", WINDOW_7D), ("30d", WINDOW_30D), ("90d", WINDOW_90D), ("decayed", WINDOW_DECAYED)
+                )
+            ],
+        )
+        for measure in FEATURE_MEASURES
+    ]
+    ids = [C.AS_OF, C.NETWORK, C.USER_ID, IS_INACTIVE, IS_SPAM_LIKE]
+    return features.select(*ids, F.explode(F.array(*windows)).alias("_w")).select(*ids, "_w.*")
+
+
+def user_features_suite() -> gx.ExpectationSuite:
+    """Expectations on :func:`user_feature_windows` of a ``user_features`` slice.
+
+    Ids and flags present; one row per (as_of, network, user_id, measure); every
+    window sum non-negative and nested (7d <= 30d <= 90d); decayed sums non-negative.
+    """
+    E = gx.expectations
+
+    def nested(longer: str, shorter: str) -> Any:
+        return E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=longer, column_B=shorter, or_equal=True, ignore_row_if="either_value_is_missing"
+        )
+
+    return _suite(
+        USER_FEATURES,
+        [
+            E.ExpectColumnValuesToNotBeNull(column=C.AS_OF),
+            E.ExpectColumnValuesToNotBeNull(column=C.NETWORK),
+            E.ExpectColumnValuesToNotBeNull(column=C.USER_ID),
+            E.ExpectColumnValuesToNotBeNull(column=IS_INACTIVE),
+            E.ExpectColumnValuesToNotBeNull(column=IS_SPAM_LIKE),
+            E.ExpectCompoundColumnsToBeUnique(column_list=[C.AS_OF, C.NETWORK, C.USER_ID, MEASURE]),
+            E.ExpectColumnValuesToNotBeNull(column=WINDOW_7D),
+            E.ExpectColumnValuesToBeBetween(column=WINDOW_7D, min_value=0.0),
+            nested(WINDOW_30D, WINDOW_7D),
+            nested(WINDOW_90D, WINDOW_30D),
+            E.ExpectColumnValuesToBeBetween(column=WINDOW_DECAYED, min_value=0.0),
+        ],
+    )
+
+
+def network_rank_suite() -> gx.ExpectationSuite:
+    """Expectations on a ``network_rank`` slice: keys present and unique, PageRank in [0, 1], trust >= 0.
+
+    The [0, 1] range also rejects NaN (Spark orders NaN above every number). The
+    mass (PageRank sums to 1 per as_of) is table-level: see :func:`rank_mass_failures`.
+    """
+    E = gx.expectations
+    return _suite(
+        NETWORK_RANK,
+        [
+            E.ExpectColumnValuesToNotBeNull(column=C.AS_OF),
+            E.ExpectColumnValuesToNotBeNull(column=C.NETWORK),
+            E.ExpectColumnValuesToNotBeNull(column=C.USER_ID),
+            E.ExpectCompoundColumnsToBeUnique(column_list=[C.AS_OF, C.NETWORK, C.USER_ID]),
+            E.ExpectColumnValuesToNotBeNull(column=C.PAGERANK),
+            E.ExpectColumnValuesToBeBetween(column=C.PAGERANK, min_value=0.0, max_value=1.0),
+            E.ExpectColumnValuesToBeBetween(column=C.TRUST, min_value=0.0),
+        ],
+    )
+
+
 # --------------------------------------------------------------------------- suite -> Spark predicates
 
 
@@ -353,11 +457,12 @@ def _between(column: Column, exp: Any, *, where: str) -> Column:
 
 def _rows_kept(columns: Sequence[str], ignore_row_if: str, *, where: str) -> Column:
     missing = [_col(name).isNull() for name in columns]
-    if ignore_row_if == "all_values_are_missing":
+    # Multicolumn expectations and column-pair ones spell the same options differently.
+    if ignore_row_if in ("all_values_are_missing", "both_values_are_missing"):
         return ~reduce(Column.__and__, missing)
-    if ignore_row_if == "any_value_is_missing":
+    if ignore_row_if in ("any_value_is_missing", "either_value_is_missing"):
         return ~reduce(Column.__or__, missing)
-    if ignore_row_if == "never":
+    if ignore_row_if in ("never", "neither"):
         return F.lit(True)
     raise NotImplementedError(f"{where}: ignore_row_if={ignore_row_if!r} is not supported")
 
@@ -402,6 +507,13 @@ def _violation(exp: Any, where: str) -> Column:
             flagged = in_domain & reduce(Column.__or__, pairs)
         else:
             flagged = in_domain & _duplicated(F.struct(*[_col(name) for name in names]), in_domain)
+    elif kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        column_a, column_b = _col(exp.column_A), _col(exp.column_B)
+        in_domain = in_scope & _rows_kept([exp.column_A, exp.column_B], exp.ignore_row_if, where=where)
+        passes = column_a >= column_b if exp.or_equal else column_a > column_b
+        # GE counts a row whose comparison is NULL (one side missing, kept by
+        # ignore_row_if) as neither expected nor unexpected: coalesce below drops it.
+        flagged = in_domain & ~passes
     else:
         raise NotImplementedError(
             f"{where}: expectation type {kind!r} has no row-level Spark translation; "
@@ -442,6 +554,7 @@ def _referenced_columns(suite: gx.ExpectationSuite) -> list[str]:
     for exp in suite.expectations:
         kwargs = exp.configuration.kwargs
         names += [kwargs["column"]] if kwargs.get("column") else list(kwargs.get("column_list") or [])
+        names += [kwargs[key] for key in ("column_A", "column_B") if kwargs.get(key)]
         condition = kwargs.get("row_condition")
         names += _condition_columns(
             deserialize_row_condition(condition) if isinstance(condition, dict) else condition
@@ -501,8 +614,9 @@ def run_great_expectations(
     run_id: str,
     run_time: datetime,
     results_dir: str | None,
+    data_docs: bool = True,
 ) -> tuple[Any, str | None]:
-    """Validate ``df`` against ``suite`` with GE on Spark; keep the result JSON and Data Docs.
+    """Validate ``df`` against ``suite`` with GE on Spark; keep the result JSON and (optionally) Data Docs.
 
     Returns
     -------
@@ -528,11 +642,11 @@ def run_great_expectations(
     )
     run_dir = _run_directory(results_dir, run_id)
     ge_run_id = RunIdentifier(run_name=run_id, run_time=_utc(run_time))
-    if run_dir is None:
-        return definition.run(
-            batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT, run_id=ge_run_id
-        ), None
+    if run_dir is None or not data_docs:
+        result = definition.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT, run_id=ge_run_id)
+        return result, (None if run_dir is None else _write_result(run_dir, suite.name, result))
 
+    # A Data Docs site costs ~4 MB per run: validate.data_docs turns it off.
     docs_dir = run_dir / "data_docs" / suite.name
     context.add_data_docs_site(
         site_name=f"{suite.name}_docs",
@@ -552,11 +666,17 @@ def run_great_expectations(
     )
     checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=ge_run_id)
     (result,) = checkpoint_result.run_results.values()
+    results_path = _write_result(run_dir, suite.name, result)
+    log.info("%s: Data Docs in %s", suite.name, docs_dir / "index.html")
+    return result, results_path
+
+
+def _write_result(run_dir: Path, suite_name: str, result: Any) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
-    results_path = run_dir / f"{suite.name}.json"
+    results_path = run_dir / f"{suite_name}.json"
     results_path.write_text(json.dumps(result.to_json_dict(), indent=2, sort_keys=True))
-    log.info("%s: GE results in %s, Data Docs in %s", suite.name, results_path, docs_dir / "index.html")
-    return result, str(results_path)
+    log.info("%s: GE results in %s", suite_name, results_path)
+    return str(results_path)
 
 
 def _exception_message(info: Mapping[str, Any] | None) -> str | None:
@@ -600,6 +720,7 @@ def validate_suite(
     run_time: datetime,
     results_dir: str | None,
     keep_cached: bool = False,
+    data_docs: bool = True,
 ) -> ValidationOutcome:
     """Run ``suite`` on ``df`` with GE and split ``df`` into valid and rejected rows in one pass.
 
@@ -613,6 +734,8 @@ def validate_suite(
         Identify the run in GE's result and name the results folder.
     results_dir
         Where to keep ``<run_id>/<suite>.json`` and ``<run_id>/data_docs/<suite>/``; ``None`` keeps nothing.
+    data_docs
+        Build the Data Docs site too (only when ``results_dir`` is given).
     keep_cached
         When this call had to cache ``df``, leave it cached so that writing ``valid`` and
         ``rejected`` does not recompute the input; call :meth:`ValidationOutcome.release`
@@ -650,7 +773,7 @@ def validate_suite(
             *[F.count(F.when(F.col(flag), F.lit(1))).alias(flag) for flag in flags.values()],
         ).first()
         result, results_path = run_great_expectations(
-            df, suite, run_id=run_id, run_time=run_time, results_dir=results_dir
+            df, suite, run_id=run_id, run_time=run_time, results_dir=results_dir, data_docs=data_docs
         )
         summary = _summary(result, suite)
         _check_translation(suite.name, summary, {name: counts[flag] for name, flag in flags.items()})
@@ -702,6 +825,7 @@ def validate_bronze_events(
     future_tolerance_hours: float,
     results_dir: str | None,
     keep_cached: bool = False,
+    data_docs: bool = True,
 ) -> ValidationOutcome:
     """Validate a batch of ``bronze_events`` and split it into clean and quarantined rows.
 
@@ -721,7 +845,8 @@ def validate_bronze_events(
         max_event_ts=_utc(run_ts) + timedelta(hours=future_tolerance_hours),
     )
     return validate_suite(
-        df, suite, run_id=run_id, run_time=run_ts, results_dir=results_dir, keep_cached=keep_cached
+        df, suite, run_id=run_id, run_time=run_ts, results_dir=results_dir, keep_cached=keep_cached,
+        data_docs=data_docs,
     )
 
 
@@ -739,54 +864,176 @@ def validate_silver_events(
 
 
 def validate_scores(
-    df: DataFrame, *, run_id: str, results_dir: str | None, run_ts: datetime | None = None
+    df: DataFrame, *, run_id: str, results_dir: str | None, run_ts: datetime | None = None, data_docs: bool = True
 ) -> ValidationOutcome:
     """Validate a ``scores`` slice with :func:`scores_suite`."""
     return validate_suite(
-        df, scores_suite(), run_id=run_id, run_time=run_ts or datetime.now(UTC), results_dir=results_dir
+        df, scores_suite(), run_id=run_id, run_time=run_ts or datetime.now(UTC), results_dir=results_dir,
+        data_docs=data_docs,
+    )
+
+
+def validate_silver_profiles(
+    df: DataFrame, *, run_id: str, results_dir: str | None, run_ts: datetime | None = None, data_docs: bool = True
+) -> ValidationOutcome:
+    """Validate profile rows about to be merged into ``silver_profiles`` with :func:`silver_profiles_suite`."""
+    return validate_suite(
+        df, silver_profiles_suite(), run_id=run_id, run_time=run_ts or datetime.now(UTC),
+        results_dir=results_dir, data_docs=data_docs,
+    )
+
+
+def validate_user_features(
+    df: DataFrame, *, run_id: str, results_dir: str | None, run_ts: datetime | None = None, data_docs: bool = True
+) -> ValidationOutcome:
+    """Validate a ``user_features`` slice: :func:`user_features_suite` on its :func:`user_feature_windows`.
+
+    ``valid`` and ``rejected`` of the outcome are in long form (one row per account and measure).
+    """
+    return validate_suite(
+        user_feature_windows(df), user_features_suite(), run_id=run_id, run_time=run_ts or datetime.now(UTC),
+        results_dir=results_dir, data_docs=data_docs,
+    )
+
+
+def validate_network_rank(
+    df: DataFrame, *, run_id: str, results_dir: str | None, run_ts: datetime | None = None, data_docs: bool = True
+) -> ValidationOutcome:
+    """Validate a ``network_rank`` slice with :func:`network_rank_suite` (row-level checks only)."""
+    return validate_suite(
+        df, network_rank_suite(), run_id=run_id, run_time=run_ts or datetime.now(UTC),
+        results_dir=results_dir, data_docs=data_docs,
     )
 
 
 # --------------------------------------------------------------------------- the gate
 
+OVERRIDE_FLAG = "--allow-bad-data"
+_OVERRIDE_HINT = (
+    f"To run anyway (e.g. a backfill of a known-bad day), rerun with {OVERRIDE_FLAG} 'REASON': "
+    "the failure becomes a warning and the reason is recorded in the runs table (validate stage)."
+)
 
-def gate(outcome: ValidationOutcome, *, max_failure_fraction: float, table: str) -> None:
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """A table-level check that failed: which check, on which table, the numbers.
+
+    ``message`` says what failed and where; ``details`` holds the numbers (JSON-serialisable).
+    """
+
+    check: str
+    table: str
+    message: str
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"check": self.check, "table": self.table, "message": self.message, **self.details}
+
+
+def enforce(failures: Sequence[CheckFailure], *, allow_bad_data: str | None, context: str) -> list[dict]:
+    """Stop on table-level failures, or with an override turn them into warnings.
+
+    Parameters
+    ----------
+    failures
+        The failed checks (none: nothing happens).
+    allow_bad_data
+        The reason given with ``--allow-bad-data``; ``None`` (or blank) means no override.
+    context
+        Where the checks ran, for the message (e.g. ``"validate for as_of 2024-05-01"``).
+
+    Returns
+    -------
+    list of dict
+        The overridden failures (``CheckFailure.to_dict`` plus ``override_reason``), to record in ``runs``.
+
+    Raises
+    ------
+    DataQualityError
+        Listing every failure and how to override, when there is no override.
+    """
+    if not failures:
+        return []
+    reason = (allow_bad_data or "").strip()
+    if not reason:
+        lines = [f"Table-level data quality checks failed ({context}); the run stops here:"]
+        lines += [f"  - {failure.check}: {failure.message}" for failure in failures]
+        lines.append(f"  {_OVERRIDE_HINT}")
+        raise DataQualityError("\n".join(lines))
+    for failure in failures:
+        log.warning("%s: %s failed, overridden (%s %r): %s", context, failure.check, OVERRIDE_FLAG, reason,
+                    failure.message)
+    return [{**failure.to_dict(), "override_reason": reason} for failure in failures]
+
+
+def gate(
+    outcome: ValidationOutcome,
+    *,
+    max_failure_fraction: float,
+    table: str,
+    upstream_rejected: int = 0,
+    allow_bad_data: str | None = None,
+    threshold_key: str = _OVERRIDE_KEY,
+) -> CheckFailure | None:
     """Stop the run when too much of a batch failed validation.
 
     Passes when the quarantined fraction is at most ``max_failure_fraction`` and
     every expectation could be evaluated; the failing rows are then quarantined,
     not fatal.
 
+    Parameters
+    ----------
+    upstream_rejected
+        Rows of the same batch already quarantined before this validation (at
+        ingest: unparseable records); they count in the fraction, on both sides.
+    allow_bad_data
+        An override reason: a fraction over the threshold is then logged and returned,
+        not raised. Expectations that could not be evaluated always raise.
+    threshold_key
+        The setting that holds ``max_failure_fraction``, named in the message.
+
+    Returns
+    -------
+    CheckFailure or None
+        The overridden failure, or ``None`` when the batch passed.
+
     Raises
     ------
     DataQualityError
         Naming ``table``, each failing expectation with its counts, the fraction
-        against the threshold, where the GE results are, and the override.
+        against the threshold, where the GE results are, and the overrides.
     """
     if not 0.0 <= max_failure_fraction <= 1.0:
         raise InputError(f"max_failure_fraction must be within [0, 1], got {max_failure_fraction}")
+    if upstream_rejected < 0:
+        raise InputError(f"upstream_rejected must be >= 0, got {upstream_rejected}")
     failing = outcome.failing()
     errors = {name: entry for name, entry in failing.items() if entry["error"]}
-    over = outcome.failure_fraction > max_failure_fraction
+    rows_total = outcome.rows_in + upstream_rejected
+    rejected_total = outcome.rows_rejected + upstream_rejected
+    fraction = rejected_total / rows_total if rows_total else 0.0
+    over = fraction > max_failure_fraction
     if not over and not errors:
-        if failing:
+        if failing or upstream_rejected:
             log.warning(
                 "%s: %d of %d rows quarantined (%.2f%%, threshold %.2f%%); failing: %s",
                 table,
-                outcome.rows_rejected,
-                outcome.rows_in,
-                100 * outcome.failure_fraction,
+                rejected_total,
+                rows_total,
+                100 * fraction,
                 100 * max_failure_fraction,
-                ", ".join(failing),
+                ", ".join(failing) or "(ingest only)",
             )
-        return
+        return None
+    upstream = f" or were quarantined at ingest ({upstream_rejected} rows)" if upstream_rejected else ""
+    what = (
+        f"{rejected_total} of {rows_total} rows ({100 * fraction:.2f}%) failed row-level expectations{upstream}, "
+        f"above the threshold {threshold_key}={max_failure_fraction:g} ({100 * max_failure_fraction:.2f}%)."
+    )
     lines = [f"Data quality gate failed for {table}:"]
     if over:
-        lines.append(
-            f"  {outcome.rows_rejected} of {outcome.rows_in} rows ({100 * outcome.failure_fraction:.2f}%) failed "
-            f"row-level expectations, above the threshold {_OVERRIDE_KEY}={max_failure_fraction:g} "
-            f"({100 * max_failure_fraction:.2f}%)."
-        )
+        lines.append(f"  {what}")
     if errors:
         lines.append(f"  {len(errors)} expectation(s) could not be evaluated.")
     lines.append("  Failing expectations:")
@@ -800,9 +1047,142 @@ def gate(outcome: ValidationOutcome, *, max_failure_fraction: float, table: str)
     if outcome.results_path:
         lines.append(f"  GE results: {outcome.results_path}")
     if over and not errors:
-        needed = math.ceil(outcome.failure_fraction * 10_000) / 10_000
+        needed = math.ceil(fraction * 10_000) / 10_000
+        if allow_bad_data and allow_bad_data.strip():
+            failure = CheckFailure(
+                check="failure_fraction",
+                table=table,
+                message=f"{table}: {what}",
+                details={
+                    "rows": rows_total,
+                    "rows_quarantined": rejected_total,
+                    "rows_quarantined_at_ingest": upstream_rejected,
+                    "fraction": fraction,
+                    "threshold": max_failure_fraction,
+                    "failing": sorted(failing),
+                    "results_path": outcome.results_path,
+                },
+            )
+            log.warning("%s; overridden (%s %r)", "\n".join(lines), OVERRIDE_FLAG, allow_bad_data.strip())
+            return failure
         lines.append(
             f"  To accept this batch anyway (e.g. a backfill of a known-bad day), rerun with "
-            f"--set {_OVERRIDE_KEY}={needed:g}; failing rows still go to quarantine."
+            f"--set {threshold_key}={needed:g} or with {OVERRIDE_FLAG} 'REASON' (recorded in runs); "
+            "failing rows still go to quarantine."
         )
     raise DataQualityError("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- table-level checks
+
+VOLUME_HISTORY_DAYS = 7
+MIN_VOLUME_HISTORY_DAYS = 3
+
+
+def daily_event_counts(events: DataFrame, *, start: date, end: date) -> dict[date, int]:
+    """Events per ``event_date`` within [start, end] (one Spark aggregate; days without events are absent)."""
+    require_columns(events, [C.EVENT_DATE], where="daily_event_counts")
+    rows = (
+        events.filter(F.col(C.EVENT_DATE).between(F.lit(start), F.lit(end)))
+        .groupBy(C.EVENT_DATE)
+        .agg(F.count(F.lit(1)).alias("events"))
+        .collect()
+    )
+    return {row[C.EVENT_DATE]: int(row["events"]) for row in rows}
+
+
+def volume_failure(
+    counts: Mapping[date, int], *, as_of: date, min_ratio: float, table: str
+) -> tuple[CheckFailure | None, dict]:
+    """Whether ``as_of``'s volume is under ``min_ratio`` x the median of the 7 days before it.
+
+    History starts at the first day with events: the days before it are not in
+    the median, and with fewer than 3 days of history the check is skipped.
+    Returns the failure (or ``None``) and the numbers, for ``runs``.
+    """
+    first = min((day for day, n in counts.items() if n > 0 and day < as_of), default=None)
+    prior = [
+        as_of - timedelta(days=k)
+        for k in range(VOLUME_HISTORY_DAYS, 0, -1)
+        if first is not None and as_of - timedelta(days=k) >= first
+    ]
+    today = counts.get(as_of, 0)
+    facts: dict[str, Any] = {"as_of": as_of.isoformat(), "events": today, "history_days": len(prior)}
+    if len(prior) < MIN_VOLUME_HISTORY_DAYS:
+        facts["skipped"] = f"fewer than {MIN_VOLUME_HISTORY_DAYS} days of history"
+        return None, facts
+    median = statistics.median(counts.get(day, 0) for day in prior)
+    facts.update(median_7d=median, min_ratio=min_ratio, ratio=(today / median) if median else None)
+    if median == 0 or today >= min_ratio * median:
+        return None, facts
+    message = (
+        f"{table} has {today} events on {as_of}, {100 * today / median:.1f}% of the median daily volume "
+        f"{median:g} over the {len(prior)} days {prior[0]}..{prior[-1]}; the minimum is "
+        f"validate.min_volume_ratio={min_ratio:g} ({min_ratio * median:g} events)."
+    )
+    return CheckFailure("volume", table, message, facts), facts
+
+
+def missing_day_failure(
+    counts: Mapping[date, int], *, as_of: date, max_gap_days: int, table: str
+) -> tuple[CheckFailure | None, dict]:
+    """Days without events among the ``max_gap_days`` days before ``as_of``, with events before and after.
+
+    "Before" looks back as far as ``counts`` reaches; "after" includes ``as_of``.
+    """
+    active = sorted(day for day, n in counts.items() if n > 0)
+    window = [as_of - timedelta(days=k) for k in range(max_gap_days, 0, -1)]
+    missing = [
+        day
+        for day in window
+        if counts.get(day, 0) == 0 and any(d < day for d in active) and any(day < d <= as_of for d in active)
+    ]
+    facts: dict[str, Any] = {"window": [window[0].isoformat(), window[-1].isoformat()] if window else [],
+                             "missing_days": [day.isoformat() for day in missing]}
+    if not missing:
+        return None, facts
+    message = (
+        f"{table} has no events on {len(missing)} day(s) {', '.join(d.isoformat() for d in missing)} "
+        f"within the {max_gap_days} days before as_of {as_of} (validate.max_gap_days={max_gap_days}), "
+        "while earlier and later days have events: a dump is probably missing (ingest it, then rerun)."
+    )
+    return CheckFailure("missing_day", table, message, facts), facts
+
+
+def silver_table_checks(
+    events: DataFrame, *, as_of: date, min_volume_ratio: float, max_gap_days: int, table: str = SILVER_EVENTS
+) -> tuple[list[CheckFailure], dict]:
+    """The volume and missing-day checks of ``as_of`` on ``silver_events`` (one per-day count aggregate).
+
+    Returns the failures and the facts (per-check numbers) to record in ``runs``.
+    """
+    if not 0.0 <= min_volume_ratio <= 1.0:
+        raise InputError(f"min_volume_ratio must be within [0, 1], got {min_volume_ratio}")
+    if max_gap_days < 0:
+        raise InputError(f"max_gap_days must be >= 0, got {max_gap_days}")
+    lookback = max(VOLUME_HISTORY_DAYS, max_gap_days) + VOLUME_HISTORY_DAYS
+    counts = daily_event_counts(events, start=as_of - timedelta(days=lookback), end=as_of)
+    volume, volume_facts = volume_failure(counts, as_of=as_of, min_ratio=min_volume_ratio, table=table)
+    gap, gap_facts = missing_day_failure(counts, as_of=as_of, max_gap_days=max_gap_days, table=table)
+    failures = [failure for failure in (volume, gap) if failure is not None]
+    return failures, {"volume": volume_facts, "missing_day": gap_facts}
+
+
+def rank_mass_failures(ranks: DataFrame, *, tolerance: float, table: str = NETWORK_RANK) -> list[CheckFailure]:
+    """PageRank mass per ``as_of`` must be 1 within ``tolerance`` (one aggregate, one row per as_of)."""
+    require_columns(ranks, [C.AS_OF, C.PAGERANK], where="rank_mass_failures")
+    totals = ranks.groupBy(C.AS_OF).agg(F.sum(C.PAGERANK).alias("mass"), F.count(F.lit(1)).alias("nodes")).collect()
+    failures = []
+    for row in sorted(totals, key=lambda r: r[C.AS_OF]):
+        mass = float(row["mass"]) if row["mass"] is not None else math.nan
+        if not abs(mass - 1.0) <= tolerance:  # NaN fails too
+            failures.append(
+                CheckFailure(
+                    "rank_mass",
+                    table,
+                    f"{table} for as_of {row[C.AS_OF]}: PageRank sums to {mass!r} over {row['nodes']} accounts, "
+                    f"not 1 within validate.rank_mass_tolerance={tolerance:g}.",
+                    {"as_of": row[C.AS_OF].isoformat(), "mass": mass, "nodes": int(row["nodes"])},
+                )
+            )
+    return failures

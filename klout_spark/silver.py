@@ -12,7 +12,7 @@ run: the MERGE inserts nothing twice and the quarantine rows are replaced.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, Window
@@ -29,6 +29,12 @@ VALIDATE_STAGE = "validate"
 
 @dataclass(frozen=True)
 class PromoteSummary:
+    """What validate did: the batches promoted, the counts, and (set by the stage) the table-level checks.
+
+    ``overridden`` lists the failures let through by ``--allow-bad-data`` (as dicts);
+    ``as_of`` and ``table_checks`` are filled in by :func:`klout_spark.pipeline.stage_validate`.
+    """
+
     batches: tuple[str, ...]
     rows_in: int
     rows_rejected: int
@@ -36,6 +42,10 @@ class PromoteSummary:
     duplicates: int
     results_path: str | None
     expectations: tuple[dict, ...]
+    rows_quarantined_at_ingest: int = 0
+    overridden: tuple[dict, ...] = ()
+    as_of: date | None = None
+    table_checks: dict = field(default_factory=dict)
 
 
 def pending_batches(lake: Lakehouse) -> list[str]:
@@ -83,12 +93,22 @@ def promote(
     future_tolerance_hours: float,
     max_failure_fraction: float,
     results_dir: str | None,
+    profiles_max_failure_fraction: float = 0.0,
+    allow_bad_data: str | None = None,
+    data_docs: bool = True,
 ) -> PromoteSummary:
-    """Validate and promote every pending batch; raise ``DataQualityError`` over the threshold."""
+    """Validate and promote every pending batch; raise ``DataQualityError`` over the threshold.
+
+    The fraction gated is that of the whole batch as read: rows failing the bronze
+    suite plus the rows of the same batches quarantined at ingest (``ingest_log``).
+    With ``allow_bad_data`` (a reason) a fraction over the threshold is let through
+    and returned in ``overridden``; failing rows still go to quarantine.
+    """
     batches = pending_batches(lake)
     if not batches:
         log.info("validate: no pending batches")
         return PromoteSummary((), 0, 0, 0, 0, None, ())
+    at_ingest = quarantined_at_ingest(lake, batches)
     bronze = lake.read(catalog.BRONZE_EVENTS).filter(F.col(C.BATCH_ID).isin(batches)).persist()
     try:
         outcome = quality.validate_bronze_events(
@@ -98,21 +118,39 @@ def promote(
             min_event_date=min_event_date,
             future_tolerance_hours=future_tolerance_hours,
             results_dir=results_dir,
+            data_docs=data_docs,
         )
-        quality.gate(outcome, max_failure_fraction=max_failure_fraction, table=catalog.BRONZE_EVENTS)
-        _quarantine(lake, outcome.rejected, batches, run_id=run_id)
+        overridden = quality.gate(
+            outcome, max_failure_fraction=max_failure_fraction, table=catalog.BRONZE_EVENTS,
+            upstream_rejected=at_ingest, allow_bad_data=allow_bad_data,
+        )
         valid = first_per_event_id(outcome.valid).persist()
         try:
+            profiles = profiles_from_events(valid)
+            # A GE run (and a MERGE) costs seconds even on no rows: batches without
+            # profile snapshots skip both.
+            has_profiles = profiles.limit(1).count() > 0
+            if has_profiles:
+                profile_outcome = quality.validate_silver_profiles(
+                    profiles, run_id=run_id, run_ts=run_ts, results_dir=results_dir, data_docs=data_docs
+                )
+                quality.gate(
+                    profile_outcome, max_failure_fraction=profiles_max_failure_fraction,
+                    table=catalog.SILVER_PROFILES, threshold_key="validate.thresholds.silver_profiles",
+                )
+            _quarantine(lake, outcome.rejected, batches, run_id=run_id)
             promoted = valid.count()
             events = valid.filter(F.col(C.EVENT_TYPE) != schemas.PROFILE)
             lake.merge_new(
                 events, catalog.SILVER_EVENTS, schemas.SILVER_EVENTS_SCHEMA,
                 keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE],
             )
-            lake.merge_new(
-                profiles_from_events(valid), catalog.SILVER_PROFILES, schemas.SILVER_PROFILES_SCHEMA,
-                keys=[C.EVENT_ID],
-            )
+            if has_profiles:
+                lake.merge_new(
+                    profiles, catalog.SILVER_PROFILES, schemas.SILVER_PROFILES_SCHEMA, keys=[C.EVENT_ID]
+                )
+            else:
+                lake.ensure(catalog.SILVER_PROFILES, schemas.SILVER_PROFILES_SCHEMA)
         finally:
             valid.unpersist()
         _record_batches(lake, outcome.valid, outcome.rejected, batches, run_id=run_id)
@@ -126,8 +164,23 @@ def promote(
         rows_promoted=promoted,
         duplicates=duplicates,
         results_path=outcome.results_path,
-        expectations=tuple(outcome.summary.get("expectations", ())) if isinstance(outcome.summary, dict) else (),
+        expectations=tuple({"name": name, **entry} for name, entry in outcome.summary.items()),
+        rows_quarantined_at_ingest=at_ingest,
+        overridden=({**overridden.to_dict(), "override_reason": allow_bad_data},) if overridden is not None else (),
     )
+
+
+def quarantined_at_ingest(lake: Lakehouse, batches: list[str]) -> int:
+    """Rows of ``batches`` quarantined by ingest (unparseable records): one aggregate over ``ingest_log``."""
+    if not lake.exists(catalog.INGEST_LOG):
+        return 0
+    total = (
+        lake.read(catalog.INGEST_LOG)
+        .filter(F.col(C.BATCH_ID).isin(batches))
+        .agg(F.sum(C.ROWS_QUARANTINED))
+        .first()[0]
+    )
+    return int(total or 0)
 
 
 def _quarantine(lake: Lakehouse, rejected: DataFrame, batches: list[str], *, run_id: str) -> None:
