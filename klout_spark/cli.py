@@ -65,12 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(gen)
 
     ing = sub.add_parser("ingest", help="ingest dump files or folders into bronze_events (exactly once)")
-    ing.add_argument("paths", nargs="+", help="files or folders (.json/.jsonl/.ndjson, optionally .gz/.bz2)")
-    ing.add_argument("--format", dest="fmt", default=None, help="input format (default: ingest.format)")
+    ing.add_argument(
+        "paths", nargs="+",
+        help="files or folders (.json/.jsonl/.ndjson/.csv, optionally .gz/.bz2/.zst, or .parquet)",
+    )
+    ing.add_argument(
+        "--format", dest="fmt", default=None, choices=("auto", "canonical", "twitter", "reddit"),
+        help="input format: auto (detect per file), canonical, twitter (API v1.1), reddit (Pushshift); "
+        "default: ingest.format",
+    )
     ing.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
     _settings_args(ing)
 
     val = sub.add_parser("validate", help="check pending bronze batches and promote them to silver")
+    val.add_argument("--as-of", type=_iso_date, default=None, help="date whose volume is checked (default: last day with events)")
+    _allow_bad_data_arg(val)
     _settings_args(val)
 
     for name, text in (
@@ -87,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", default=[], metavar="PATH", help="dump file or folder to ingest first (repeatable)")
     run.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
     run.add_argument("--top", type=int, default=10, help="how many top accounts to print (default 10)")
+    _allow_bad_data_arg(run)
     _settings_args(run)
 
     sql = sub.add_parser("sql", help="run a SQL query against the lakehouse tables and print the result")
@@ -94,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--max-rows", type=int, default=100, help="rows to print at most (default 100)")
     _settings_args(sql)
     return parser
+
+
+def _allow_bad_data_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-bad-data", metavar="REASON", default=None,
+        help="turn table-level data quality failures (bronze failure fraction, low volume, missing day) "
+        "into warnings, e.g. for a backfill of a known-bad day; the reason is recorded in the runs table",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,17 +189,19 @@ def _print_ingest(summary) -> None:
         )
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from klout_spark.pipeline import stage_validate
 
     p = _open(settings, "validate")
-    summary = stage_validate(p)
+    summary = stage_validate(p, as_of=args.as_of, allow_bad_data=args.allow_bad_data)
     print(
         f"validate: {len(summary.batches)} batches, {summary.rows_in:,} rows in, {summary.rows_promoted:,} promoted, "
         f"{summary.rows_rejected:,} quarantined, {summary.duplicates:,} duplicates dropped"
     )
     if summary.results_path:
         print(f"  Great Expectations results: {summary.results_path}")
+    for item in summary.overridden:
+        print(f"  overridden ({item['override_reason']}): {item['check']}: {item['message']}")
     return 0
 
 
@@ -209,7 +229,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from klout_spark.pipeline import run_daily, top_scores
 
     p = _open(settings, "run")
-    summary = run_daily(p, as_of=args.as_of, inputs=args.input, identities=args.identities)
+    summary = run_daily(
+        p, as_of=args.as_of, inputs=args.input, identities=args.identities, allow_bad_data=args.allow_bad_data
+    )
     if summary.ingest is not None:
         _print_ingest(summary.ingest)
     v = summary.validate

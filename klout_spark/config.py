@@ -67,22 +67,41 @@ class IngestSettings:
     max_raw_chars: int
 
     def __post_init__(self) -> None:
-        _require_choice("ingest.format", self.format, ("auto", "canonical"))
+        _require_choice("ingest.format", self.format, ("auto", "canonical", "twitter", "reddit"))
         _require_positive("ingest.max_raw_chars", self.max_raw_chars)
+
+
+# Suites of derived tables with a threshold under validate.thresholds (bronze has
+# validate.max_failure_fraction). Named like their tables (klout_spark.catalog).
+THRESHOLD_SUITES = ("silver_profiles", "user_features", "network_rank", "scores")
 
 
 @dataclass(frozen=True)
 class ValidateSettings:
     max_failure_fraction: float
+    thresholds: Mapping[str, float]
+    min_volume_ratio: float
+    max_gap_days: int
+    rank_mass_tolerance: float
     min_event_date: str
     future_tolerance_hours: float
     results_dir: str
+    data_docs: bool
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.max_failure_fraction <= 1.0:
+        _require_fraction("validate.max_failure_fraction", self.max_failure_fraction)
+        unknown = sorted(set(self.thresholds) - set(THRESHOLD_SUITES))
+        missing = sorted(set(THRESHOLD_SUITES) - set(self.thresholds))
+        if unknown or missing:
             raise ConfigError(
-                f"validate.max_failure_fraction must be within [0, 1], got {self.max_failure_fraction}"
+                f"validate.thresholds: unknown suites {unknown}, missing suites {missing}; "
+                f"expected exactly {list(THRESHOLD_SUITES)}"
             )
+        for name, value in self.thresholds.items():
+            _require_fraction(f"validate.thresholds.{name}", value)
+        _require_fraction("validate.min_volume_ratio", self.min_volume_ratio)
+        _require_non_negative("validate.max_gap_days", self.max_gap_days)
+        _require_positive("validate.rank_mass_tolerance", self.rank_mass_tolerance)
         _require_iso_date("validate.min_event_date", self.min_event_date)
         _require_non_negative("validate.future_tolerance_hours", self.future_tolerance_hours)
 
@@ -378,6 +397,11 @@ def _require_positive(key: str, value: float) -> None:
 def _require_non_negative(key: str, value: float) -> None:
     if value < 0:
         raise ConfigError(f"{key} must be >= 0, got {value}")
+
+
+def _require_fraction(key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key} must be within [0, 1], got {value}")
 
 
 def _require_iso_date(key: str, value: str) -> None:

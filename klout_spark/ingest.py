@@ -4,46 +4,92 @@ Exactly once, nothing lost:
 
 - every file is identified by the SHA-256 of its bytes; a checksum already in
   ``ingest_log`` is skipped, whatever the file is called now;
-- every non-blank line ends in ``bronze_events`` (typed) or in ``quarantine``
-  (with a reason code and the raw text), so per file
-  ``rows_read == rows_ok + rows_quarantined``;
+- every non-blank input line (a CSV data line, a Parquet row) ends in
+  ``bronze_events`` (as one or more typed events) or in ``quarantine`` (one row,
+  with a reason code and the raw text), so per file
+  ``rows_read == rows_ok + rows_quarantined``, counted in LINES: a tweet line
+  that yields a tweet, three mentions and a profile counts once as ok;
 - the ``ingest_log`` rows are written last and are the commit point: a crash
   before them leaves rows that no reader uses (readers only take committed
   batches) and that the next attempt deletes before writing again.
 
-The parsing core (:func:`parse_canonical_lines`) is a pure DataFrame transform.
+Formats are readers in :mod:`klout_spark.readers` (pure DataFrame transforms);
+with ``fmt="auto"`` each file's format is detected from its first lines and
+recorded in ``ingest_log.format``. ``.gz`` and ``.bz2`` are read by Spark;
+``.zst`` is decompressed first into ``<lake root>/_staging/<batch>/`` (Spark's
+zstd codec rejects the 2 GiB windows of Pushshift dumps) and the staging
+folder is removed after the commit.
+
+A damaged file (a truncated or corrupt ``.gz``/``.bz2``/``.zst``, an unreadable
+Parquet file) does not stop the batch: its readable prefix is kept (its lines
+are accounted like any other; a line cut by the damage is ``malformed_json``),
+and one more quarantine row, reason ``truncated_file`` (unexpected end of
+data) or ``corrupt_file`` (anything else), raw = the path and the error,
+stands for the unreadable rest and is counted as one read, quarantined row.
+
+Reply targets the line does not carry (Reddit) are resolved against the bronze
+events already ingested plus the current batch (:func:`resolve_parent_authors`);
+unresolved ones are quarantined as ``unknown_parent``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, Window
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from klout_spark import catalog, schemas
+from klout_spark import catalog, readers, schemas
 from klout_spark import columns as C
 from klout_spark.errors import InputError
-from klout_spark.io import Lakehouse, SourceFile, discover_dump_files, read_dump_lines
+from klout_spark.io import (
+    Lakehouse,
+    SourceFile,
+    discover_dump_files,
+    file_kind,
+    peek_lines,
+    probe_damage,
+    read_dump_lines,
+    read_parquet_rows,
+    stage_zstd,
+    zstd_staged_path,
+)
+from klout_spark.readers import EVENT_INDEX
+from klout_spark.readers._common import CORRUPT, normalized_hashtags, parse_timestamp
+from klout_spark.readers.canonical import REQUIRED_FIELDS, parse_canonical_lines
+
+__all__ = [
+    "CORRUPT",
+    "REQUIRED_FIELDS",
+    "FileAccount",
+    "IngestSummary",
+    "batch_id_for",
+    "ingest_files",
+    "normalized_hashtags",
+    "parse_canonical_lines",
+    "parse_timestamp",
+    "resolve_parent_authors",
+    "with_line_numbers",
+]
 
 log = logging.getLogger(__name__)
 
 INGEST_STAGE = "ingest"
-CORRUPT = "_corrupt_record"
-REQUIRED_FIELDS: tuple[str, ...] = (C.EVENT_ID, C.NETWORK, C.EVENT_TYPE, C.EVENT_TS, C.ACTOR_ID)
-_COUNT_FIELDS = (C.FOLLOWERS_COUNT, C.FOLLOWING_COUNT, C.LISTED_COUNT, C.POSTS_COUNT)
-_STRING_FIELDS = (C.EVENT_ID, C.NETWORK, C.EVENT_TYPE, C.ACTOR_ID, C.SUBJECT_ID, C.POST_ID, C.PARENT_POST_ID, C.TEXT)
-
-# Every field read as text first, so that a wrong type is told apart from a missing field.
-_RAW_SCHEMA = T.StructType(
-    [T.StructField(f.name, T.StringType(), True) for f in schemas.CANONICAL_EVENT_SCHEMA.fields]
-    + [T.StructField(CORRUPT, T.StringType(), True)]
-)
+TRUNCATED_FILE = "truncated_file"
+CORRUPT_FILE = "corrupt_file"
+UNKNOWN_PARENT = "unknown_parent"
+# Lines peeked per file to detect its format.
+DETECT_LINES = 20
+_NEEDS_PARENT_AUTHOR_TYPES = (schemas.REPLY, schemas.RESHARE, schemas.QUOTE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +99,8 @@ class FileAccount:
     rows_read: int
     rows_ok: int
     rows_quarantined: int
+    format: str = readers.CANONICAL
+    damage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,75 +121,6 @@ class IngestSummary:
     @property
     def rows_quarantined(self) -> int:
         return sum(a.rows_quarantined for a in self.accounts)
-
-
-def parse_timestamp(text: Column) -> Column:
-    """Parse ISO-8601 (``Z`` or an offset) or epoch seconds to a UTC timestamp; null if neither."""
-    is_epoch = text.rlike(r"^\s*-?\d+(\.\d+)?\s*$")
-    return F.when(is_epoch, F.timestamp_seconds(F.trim(text).try_cast("double"))).otherwise(
-        F.trim(text).try_cast("timestamp")
-    )
-
-
-def normalized_hashtags(raw_json: Column) -> Column:
-    """Parse a JSON array of hashtags; lowercase them and drop a leading ``#``."""
-    parsed = F.from_json(raw_json, T.ArrayType(T.StringType()))
-    return F.transform(parsed, lambda tag: F.lower(F.regexp_replace(F.trim(tag), r"^#+", "")))
-
-
-def parse_canonical_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
-    """Parse canonical JSON lines into typed events plus a ``reason`` for the bad ones.
-
-    Parameters
-    ----------
-    lines
-        Requires ``value`` (one line of text); other columns are passed through.
-        Blank lines must be removed beforehand.
-    max_raw_chars
-        The raw text is kept (cut to this length) in ``raw`` for rejected lines only.
-
-    Returns
-    -------
-    DataFrame
-        The input columns except ``value``, every ``CANONICAL_EVENT_SCHEMA`` column,
-        ``reason`` (null for a good line; else ``malformed_json``,
-        ``missing_field:<f>``, ``bad_timestamp``, ``bad_type:<f>``) and ``raw``.
-    """
-    rec = F.from_json(
-        F.col("value"), _RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-    )
-    parsed = lines.withColumn("_rec", rec)
-    field = lambda name: F.col(f"_rec.{name}")  # noqa: E731
-    typed = {
-        **{name: F.nullif(field(name), F.lit("")) for name in _STRING_FIELDS},
-        C.EVENT_TS: parse_timestamp(field(C.EVENT_TS)),
-        C.ACCOUNT_CREATED_AT: parse_timestamp(field(C.ACCOUNT_CREATED_AT)),
-        C.HASHTAGS: normalized_hashtags(field(C.HASHTAGS)),
-        C.VERIFIED: F.lower(F.trim(field(C.VERIFIED))).try_cast("boolean"),
-        **{name: F.trim(field(name)).try_cast("long") for name in _COUNT_FIELDS},
-    }
-    not_an_object = ~F.ltrim(F.col("value")).startswith("{")
-    malformed = F.col("_rec").isNull() | field(CORRUPT).isNotNull() | not_an_object
-    checks: list[tuple[Column, Column]] = [(malformed, F.lit("malformed_json"))]
-    checks += [(typed[name].isNull(), F.lit(f"missing_field:{name}")) for name in REQUIRED_FIELDS if name != C.EVENT_TS]
-    checks += [
-        (field(C.EVENT_TS).isNull(), F.lit(f"missing_field:{C.EVENT_TS}")),
-        (typed[C.EVENT_TS].isNull(), F.lit("bad_timestamp")),
-    ]
-    for name in (C.ACCOUNT_CREATED_AT, C.HASHTAGS, C.VERIFIED, *_COUNT_FIELDS):
-        checks.append((field(name).isNotNull() & typed[name].isNull(), F.lit(f"bad_type:{name}")))
-    reason = F.coalesce(*[F.when(failed, code) for failed, code in checks])
-    passthrough = [c for c in lines.columns if c != "value"]
-    return (
-        parsed.select(
-            *passthrough,
-            *[typed[f.name].alias(f.name) for f in schemas.CANONICAL_EVENT_SCHEMA.fields],
-            reason.alias(C.REASON),
-            F.col("value"),
-        )
-        .withColumn(C.RAW, F.when(F.col(C.REASON).isNotNull(), F.substring("value", 1, max_raw_chars)))
-        .drop("value")
-    )
 
 
 def with_line_numbers(lines: DataFrame) -> DataFrame:
@@ -180,22 +159,33 @@ def ingest_files(
 ) -> IngestSummary:
     """Ingest the dump files under ``paths`` that are not ingested yet.
 
+    Parameters
+    ----------
+    fmt
+        ``auto`` (detect per file), ``canonical``, ``twitter`` or ``reddit``.
+
     Raises
     ------
     InputError
-        A path does not exist or names a file of an unsupported kind.
+        A path does not exist, names a file of an unsupported kind, or a file
+        kind the format has no form for (a Twitter ``.csv``).
     """
-    if fmt not in ("auto", "canonical"):
-        raise InputError(f"format must be 'auto' or 'canonical' (other formats are not supported yet), got {fmt!r}")
-    files = discover_dump_files(paths, fmt="canonical")
+    if fmt not in readers.FORMAT_CHOICES:
+        raise InputError(f"format must be one of {list(readers.FORMAT_CHOICES)}, got {fmt!r}")
+    files = discover_dump_files(paths, fmt=fmt)
+    for f in files:
+        _reader_for(f.path, fmt)  # a wrong format/file-kind pair fails before any work
     new_files = _not_yet_ingested(lake, files)
     skipped = len(files) - len(new_files)
     if skipped:
         log.info("ingest: %d of %d files already ingested (same checksum), skipped", skipped, len(files))
     if not new_files:
         return IngestSummary(batch_id=None, files_found=len(files), files_skipped=skipped, accounts=())
-    batch_id = batch_id_for([f.checksum for f in new_files])
     checksums = [f.checksum for f in new_files]
+    batch_id = batch_id_for(checksums)
+    staging = _staging_dir(lake, batch_id)
+    damage: dict[str, str] = {}
+    new_files = [_prepared(f, fmt, staging, damage) for f in new_files]
     # Leftovers of an attempt that crashed before its commit point.
     lake.delete(catalog.BRONZE_EVENTS, F.col(C.SOURCE_CHECKSUM).isin(checksums))
     lake.delete(
@@ -203,16 +193,16 @@ def ingest_files(
         (F.col(C.STAGE) == INGEST_STAGE) & F.col(C.SOURCE_CHECKSUM).isin(checksums),
     )
     ingested_at = datetime.now(UTC)
-    parsed = _parsed_batch(lake, new_files, batch_id=batch_id, ingested_at=ingested_at,
-                           max_raw_chars=max_raw_chars)
-    # Parse once into the cache; line numbers, bronze, quarantine and the
-    # accounting all read the cached rows instead of the files again.
-    parsed.persist()
+    parsed = _parsed_batch_or_salvage(lake, new_files, damage, batch_id=batch_id, ingested_at=ingested_at,
+                                      max_raw_chars=max_raw_chars)
     try:
-        numbered = parsed.transform(with_line_numbers).filter(~F.col("_blank")).drop("_blank")
-        bronze = numbered.filter(F.col(C.REASON).isNull()).withColumn(C.EVENT_DATE, F.to_date(C.EVENT_TS))
+        events = parsed
+        if any(f.format == readers.REDDIT for f in new_files):
+            events = resolve_parent_authors(parsed, _known_posts(lake, parsed), max_raw_chars=max_raw_chars)
+            events.persist()
+        bronze = events.filter(F.col(C.REASON).isNull()).withColumn(C.EVENT_DATE, F.to_date(C.EVENT_TS))
         lake.append(bronze, catalog.BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, partition_by=[C.EVENT_DATE])
-        rejected = numbered.filter(F.col(C.REASON).isNotNull()).select(
+        rejected = events.filter(F.col(C.REASON).isNotNull()).select(
             F.lit(INGEST_STAGE).alias(C.STAGE),
             C.REASON,
             C.RAW,
@@ -225,11 +215,146 @@ def ingest_files(
             F.lit(ingested_at).cast("timestamp").alias(C.QUARANTINED_AT),
         )
         lake.append(rejected, catalog.QUARANTINE, schemas.QUARANTINE_SCHEMA)
-        accounts = _account(numbered, new_files)
+        accounts = _account(events, new_files, damage)
     finally:
         parsed.unpersist()
+        if events is not parsed:
+            events.unpersist()
     _commit(lake, new_files, accounts, batch_id=batch_id)
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    for account in accounts:
+        if account.damage:
+            log.warning("ingest: %s is damaged (%s): its readable prefix was kept", account.path, account.damage)
     return IngestSummary(batch_id=batch_id, files_found=len(files), files_skipped=skipped, accounts=accounts)
+
+
+def resolve_parent_authors(events: DataFrame, known_posts: DataFrame, *, max_raw_chars: int) -> DataFrame:
+    """Fill the subject of replies/reshares/quotes whose line names only the parent post.
+
+    Parameters
+    ----------
+    events
+        Reader output. Rows with ``reason`` null, ``subject_id`` null,
+        ``parent_post_id`` set and a reply/reshare/quote type get as subject the
+        author of the parent; they must carry ``raw`` (readers keep it for them).
+    known_posts
+        ``post_id``, ``actor_id`` of authored events (bronze plus the batch).
+
+    Returns
+    -------
+    DataFrame
+        ``events`` with those subjects filled, or ``reason`` = ``unknown_parent``
+        where no known post matches. Only the pending rows are joined (shuffled).
+    """
+    pending = (
+        F.col(C.REASON).isNull()
+        & F.col(C.SUBJECT_ID).isNull()
+        & F.col(C.PARENT_POST_ID).isNotNull()
+        & F.col(C.EVENT_TYPE).isin(*_NEEDS_PARENT_AUTHOR_TYPES)
+    )
+    flagged = events.withColumn("_pending", F.coalesce(pending, F.lit(False)))
+    authors = known_posts.groupBy(F.col(C.POST_ID).alias("_parent")).agg(F.min(C.ACTOR_ID).alias("_parent_author"))
+    resolved = (
+        flagged.filter(F.col("_pending"))
+        .join(authors, F.col(C.PARENT_POST_ID) == F.col("_parent"), how="left")
+        .withColumn(C.SUBJECT_ID, F.col("_parent_author"))
+        .withColumn(C.REASON, F.when(F.col("_parent_author").isNull(), F.lit(UNKNOWN_PARENT)))
+        .withColumn(C.RAW, F.when(F.col(C.REASON).isNotNull(), F.substring(C.RAW, 1, max_raw_chars)))
+        .drop("_parent", "_parent_author")
+    )
+    return flagged.filter(~F.col("_pending")).unionByName(resolved).drop("_pending")
+
+
+def _known_posts(lake: Lakehouse, batch: DataFrame) -> DataFrame:
+    authored = F.col(C.EVENT_TYPE).isin(*schemas.AUTHORED_TYPES) & F.col(C.POST_ID).isNotNull()
+    current = batch.filter(F.col(C.REASON).isNull() & authored).select(C.POST_ID, C.ACTOR_ID)
+    if not lake.exists(catalog.BRONZE_EVENTS):
+        return current
+    earlier = lake.read(catalog.BRONZE_EVENTS).filter(authored).select(C.POST_ID, C.ACTOR_ID)
+    return earlier.unionByName(current)
+
+
+def _reader_for(path: str, fmt: str) -> str | None:
+    """The reader of a file by its kind; None for a JSON-lines file under ``auto`` (detected later)."""
+    kind = file_kind(path)
+    if kind in ("csv", "parquet"):
+        if fmt not in ("auto", readers.CANONICAL):
+            raise InputError(f"{path}: format {fmt!r} has no {kind} form; only canonical events come as {kind}")
+        return readers.CANONICAL_CSV if kind == "csv" else readers.CANONICAL_PARQUET
+    return None if fmt == "auto" else fmt
+
+
+def _staging_dir(lake: Lakehouse, batch_id: str) -> str | None:
+    """The local folder for decompressed ``.zst`` copies, or None if the lakehouse is not local."""
+    root = lake.root
+    if root.startswith("file:"):
+        root = "/" + root[len("file:") :].lstrip("/")
+    if "://" in root:
+        return None
+    return str(Path(root) / "_staging" / batch_id)
+
+
+def _prepared(f: SourceFile, fmt: str, staging: str | None, damage: dict[str, str]) -> SourceFile:
+    """Stage a ``.zst`` file, then settle its format (detected from its first lines under ``auto``)."""
+    if f.path.lower().endswith(".zst"):
+        if staging is None:
+            raise InputError(f"{f.path}: .zst dumps are decompressed into the lakehouse, which must be local")
+        try:
+            stage_zstd(f.path, staging)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - zstandard raises its own ZstdError; the prefix is staged
+            damage[f.path] = _damage_reason(str(exc)) + ": " + str(exc)[:500]
+        f = replace(f, read_path=zstd_staged_path(f.path, staging))
+    chosen = _reader_for(f.path, fmt)
+    if chosen is None:
+        head = peek_lines(f.read_path or f.path, limit=DETECT_LINES)
+        chosen = next((d for d in map(readers.detect_format, head) if d is not None), None)
+        if chosen is None:
+            log.warning("ingest: cannot tell the format of %s from its first lines; reading it as canonical", f.path)
+            chosen = readers.CANONICAL
+    return replace(f, format=chosen)
+
+
+def _damage_reason(message: str) -> str:
+    truncated = ("EOF", "Unexpected end", "end of input", "truncated", "incomplete")
+    return TRUNCATED_FILE if any(t.lower() in message.lower() for t in truncated) else CORRUPT_FILE
+
+
+def _parsed_batch_or_salvage(
+    lake: Lakehouse,
+    files: Sequence[SourceFile],
+    damage: dict[str, str],
+    **kwargs,
+) -> DataFrame:
+    """Parse the batch into the cache; if a file is damaged, find it, keep its prefix and go on."""
+    parsed = None
+    try:
+        # Building the plan reads Parquet footers, so a damaged Parquet file fails here already.
+        parsed = _parsed_batch(lake, files, damage, ignore_corrupt=bool(damage), **kwargs)
+        parsed.persist()
+        parsed.count()
+        return parsed
+    except (Py4JJavaError, PySparkException) as exc:
+        if parsed is not None:
+            parsed.unpersist()
+        log.warning("ingest: the batch read failed (%s); looking for damaged files", str(exc).splitlines()[0][:200])
+        for f in files:
+            error = probe_damage(lake.spark, f)
+            if error is not None:
+                damage[f.path] = _damage_reason(error) + ": " + _first_cause(error)
+        if not damage:
+            raise
+    parsed = _parsed_batch(lake, files, damage, ignore_corrupt=True, **kwargs)
+    parsed.persist()
+    parsed.count()
+    return parsed
+
+
+def _first_cause(error: str) -> str:
+    causes = [line.strip() for line in error.splitlines() if "Exception" in line or "Error" in line]
+    return (causes[-1] if causes else error.splitlines()[0] if error else "")[:500]
 
 
 def _not_yet_ingested(lake: Lakehouse, files: Sequence[SourceFile]) -> list[SourceFile]:
@@ -258,12 +383,39 @@ def _not_yet_ingested(lake: Lakehouse, files: Sequence[SourceFile]) -> list[Sour
 def _parsed_batch(
     lake: Lakehouse,
     files: Sequence[SourceFile],
+    damage: dict[str, str],
     *,
     batch_id: str,
     ingested_at: datetime,
     max_raw_chars: int,
+    ignore_corrupt: bool,
 ) -> DataFrame:
     spark = lake.spark
+    parts: list[DataFrame] = []
+    for fmt, parse in readers.LINE_PARSERS.items():
+        group = [f for f in files if f.format == fmt]
+        if group:
+            parts.append(_numbered_lines(spark, group, ignore_corrupt).transform(parse, max_raw_chars=max_raw_chars))
+    for f in files:
+        if f.format == readers.CANONICAL_CSV:
+            header = next(iter(peek_lines(f.read_path or f.path, limit=1)), "")
+            lines = _numbered_lines(spark, [f], ignore_corrupt).filter(
+                (F.col(C.SOURCE_LINE) > 1) & (F.col("value") != F.lit(header))
+            )
+            names = [c.strip().strip('"') for c in header.split(",")] if header else []
+            parts.append(readers.parse_canonical_csv_lines(lines, header=names, max_raw_chars=max_raw_chars))
+        elif f.format == readers.CANONICAL_PARQUET and f.path not in damage:
+            rows = read_parquet_rows(spark, f, ignore_corrupt=ignore_corrupt)
+            parts.append(
+                readers.parquet_rows_as_lines(rows)
+                .select(C.SOURCE_PATH, C.SOURCE_LINE, "value", "_type_reason")
+                .transform(readers.parse_canonical_parquet, max_raw_chars=max_raw_chars)
+            )
+    if damage:
+        parts.append(_damage_rows(spark, damage))
+    parsed = parts[0]
+    for part in parts[1:]:
+        parsed = parsed.unionByName(part)
     checksum_of = spark.createDataFrame(
         [(f.path, f.checksum) for f in files],
         T.StructType(
@@ -273,27 +425,49 @@ def _parsed_batch(
             ]
         ),
     )
-    lines = read_dump_lines(spark, files)
-    # Blank lines are not records, but they still count in the line numbers.
-    blank = F.length(F.trim(F.col("value"))) == 0
     return (
-        lines.withColumn("_blank", blank)
-        .join(F.broadcast(checksum_of), on=C.SOURCE_PATH, how="left")
-        .transform(parse_canonical_lines, max_raw_chars=max_raw_chars)
+        parsed.join(F.broadcast(checksum_of), on=C.SOURCE_PATH, how="left")
         .withColumn(C.BATCH_ID, F.lit(batch_id))
         .withColumn(C.INGESTED_AT, F.lit(ingested_at).cast("timestamp"))
     )
 
 
-def _account(parsed: DataFrame, files: Sequence[SourceFile]) -> tuple[FileAccount, ...]:
+def _numbered_lines(spark, files: Sequence[SourceFile], ignore_corrupt: bool) -> DataFrame:
+    """Lines with ``source_path`` and ``source_line``; blank lines dropped after numbering."""
+    # Blank lines are not records, but they still count in the line numbers.
+    return (
+        read_dump_lines(spark, files, ignore_corrupt=ignore_corrupt)
+        .transform(with_line_numbers)
+        .filter(F.length(F.trim(F.col("value"))) > 0)
+    )
+
+
+def _damage_rows(spark, damage: dict[str, str]) -> DataFrame:
+    """One quarantine row per damaged file, standing for its unreadable rest."""
+    rows = [(path, text.split(":", 1)[0], f"{path}: {text}") for path, text in sorted(damage.items())]
+    frame = spark.createDataFrame(rows, f"{C.SOURCE_PATH} string, {C.REASON} string, {C.RAW} string")
+    return frame.select(
+        C.SOURCE_PATH,
+        F.lit(None).cast("long").alias(C.SOURCE_LINE),
+        *[F.lit(None).cast(f.dataType).alias(f.name) for f in schemas.CANONICAL_EVENT_SCHEMA.fields],
+        C.REASON,
+        C.RAW,
+        F.lit(0).cast("long").alias(EVENT_INDEX),
+    )
+
+
+def _account(
+    events: DataFrame, files: Sequence[SourceFile], damage: dict[str, str]
+) -> tuple[FileAccount, ...]:
     # One row per file: bounded by the number of files, not by their content.
+    # Only the first row of each line counts, so a line that yields several events counts once.
+    head = F.col(EVENT_INDEX) == 0
     rows = (
-        parsed.groupBy(C.SOURCE_PATH)
+        events.groupBy(C.SOURCE_PATH)
         .agg(
-            F.count(F.lit(1)).alias(C.ROWS_READ),
-            F.count(F.when(F.col(C.REASON).isNull(), 1)).alias(C.ROWS_OK),
-            F.count(F.when(F.col(C.REASON).isNotNull(), 1)).alias(C.ROWS_QUARANTINED),
-            F.count(F.when(F.col(C.SOURCE_CHECKSUM).isNull(), 1)).alias("unmatched"),
+            F.count(F.when(head, 1)).alias(C.ROWS_READ),
+            F.count(F.when(head & F.col(C.REASON).isNull(), 1)).alias(C.ROWS_OK),
+            F.count(F.when(head & F.col(C.REASON).isNotNull(), 1)).alias(C.ROWS_QUARANTINED),
         )
         .collect()
     )
@@ -305,7 +479,8 @@ def _account(parsed: DataFrame, files: Sequence[SourceFile]) -> tuple[FileAccoun
     for f in files:
         row = by_path.get(f.path)
         read, ok, bad = (row[C.ROWS_READ], row[C.ROWS_OK], row[C.ROWS_QUARANTINED]) if row else (0, 0, 0)
-        accounts.append(FileAccount(f.path, f.checksum, read, ok, bad))
+        kind = damage[f.path].split(":", 1)[0] if f.path in damage else None
+        accounts.append(FileAccount(f.path, f.checksum, read, ok, bad, format=f.format, damage=kind))
     return tuple(accounts)
 
 

@@ -11,7 +11,10 @@ Every write is safe to repeat:
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,33 +161,66 @@ def _conform(df: DataFrame, schema: T.StructType) -> DataFrame:
 
 # --- raw dump files ---------------------------------------------------------
 
-RAW_EXTENSIONS = (".jsonl", ".json", ".ndjson")
-COMPRESSIONS = ("", ".gz", ".bz2")
+JSON_EXTENSIONS = (".jsonl", ".json", ".ndjson")
+CSV_EXTENSIONS = (".csv",)
+PARQUET_EXTENSIONS = (".parquet",)
+RAW_EXTENSIONS = (*JSON_EXTENSIONS, *CSV_EXTENSIONS)
+COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
+# Pushshift dumps are zstd frames with a 2 GiB window (zstd --long=31).
+ZSTD_MAX_WINDOW = 2**31
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One raw dump file found on disk, identified by its content checksum."""
+    """One raw dump file found on disk, identified by its content checksum.
+
+    ``read_path`` is where Spark reads it from when that is not ``path`` (a
+    ``.zst`` file decompressed into the lakehouse's ``_staging/``).
+    """
 
     path: str
     size_bytes: int
     modified_at: datetime
     checksum: str
     format: str
+    read_path: str | None = None
+
+
+def file_kind(name: str) -> str:
+    """``json``, ``csv`` or ``parquet`` by file name (compression suffix ignored)."""
+    lowered = _without_compression(name.lower())
+    if lowered.endswith(PARQUET_EXTENSIONS):
+        return "parquet"
+    if lowered.endswith(CSV_EXTENSIONS):
+        return "csv"
+    return "json"
+
+
+def _without_compression(name: str) -> str:
+    for comp in COMPRESSIONS[1:]:
+        if name.endswith(comp):
+            return name[: -len(comp)]
+    return name
 
 
 def is_dump_file(name: str) -> bool:
     lowered = name.lower()
+    if lowered.endswith(PARQUET_EXTENSIONS):
+        return True
     return any(lowered.endswith(ext + comp) for ext in RAW_EXTENSIONS for comp in COMPRESSIONS)
+
+
+def _dump_kinds() -> list[str]:
+    return [e + c for e in RAW_EXTENSIONS for c in COMPRESSIONS] + list(PARQUET_EXTENSIONS)
 
 
 def discover_dump_files(paths: Sequence[str], *, fmt: str) -> list[SourceFile]:
     """List the dump files under ``paths`` (files or folders, recursively), sorted by path.
 
     Files whose names do not look like event dumps (``.json``, ``.jsonl``,
-    ``.ndjson``, optionally ``.gz``/``.bz2``) are skipped when found inside a
-    folder and rejected when named directly. Hidden files and folders
-    (``.x``, ``_x``) are skipped, as Spark does.
+    ``.ndjson``, ``.csv``, optionally ``.gz``/``.bz2``/``.zst``, or ``.parquet``)
+    are skipped when found inside a folder and rejected when named directly.
+    Hidden files and folders (``.x``, ``_x``) are skipped, as Spark does.
 
     Raises
     ------
@@ -198,10 +234,7 @@ def discover_dump_files(paths: Sequence[str], *, fmt: str) -> list[SourceFile]:
             raise InputError(f"input path does not exist: {raw}")
         if local.is_file():
             if not is_dump_file(local.name):
-                raise InputError(
-                    f"input file {raw} is not a dump file; expected one of "
-                    f"{[e + c for e in RAW_EXTENSIONS for c in COMPRESSIONS]}"
-                )
+                raise InputError(f"input file {raw} is not a dump file; expected one of {_dump_kinds()}")
             found[str(local.resolve())] = local.resolve()
             continue
         for candidate in sorted(local.rglob("*")):
@@ -235,24 +268,137 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile]) -> DataFrame:
+def _zstd_reader(handle):
+    return _zstd_decompressor().stream_reader(handle)
+
+
+def _zstd_decompressor():
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError(
+            "reading .zst dumps needs the 'zstandard' package (pip install zstandard): Spark's own zstd "
+            "codec cannot decode the 2 GiB windows of Pushshift dumps"
+        ) from exc
+    return zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+
+
+def _open_text(path: str):
+    """Open a dump file as text, decompressing by its suffix (streaming)."""
+    lowered = path.lower()
+    if lowered.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    if lowered.endswith(".bz2"):
+        return bz2.open(path, "rt", encoding="utf-8", errors="replace")
+    if lowered.endswith(".zst"):
+        return io.TextIOWrapper(_zstd_reader(open(path, "rb")), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def peek_lines(path: str, *, limit: int) -> list[str]:
+    """Up to ``limit`` first non-blank lines of a text dump (empty if unreadable).
+
+    Reads only the head of the file, so it is cheap even for huge dumps; a
+    damaged file yields what could be read before the damage.
+    """
+    lines: list[str] = []
+    try:
+        with _open_text(path) as handle:
+            for line in handle:
+                if line.strip():
+                    lines.append(line.rstrip("\r\n"))
+                    if len(lines) >= limit:
+                        break
+    except (OSError, EOFError, ValueError) as exc:  # damaged: detection uses what was read
+        log.debug("peek %s stopped: %s", path, exc)
+    return lines
+
+
+def zstd_staged_path(path: str, staging_dir: str) -> str:
+    """Where :func:`stage_zstd` puts the decompressed copy of ``path``."""
+    return str(Path(staging_dir) / (hashlib.sha256(path.encode()).hexdigest()[:16] + "-" + Path(path).name[:-4]))
+
+
+def stage_zstd(path: str, staging_dir: str) -> str:
+    """Decompress a ``.zst`` dump into ``staging_dir`` (streaming) and return the staged path.
+
+    Spark's zstd codec rejects frames whose window exceeds its default limit,
+    and Pushshift dumps use a 2 GiB window, so they are decompressed here first.
+    The staged name is derived from the source path, so a rerun reuses it.
+    A damaged file is staged up to the damage and the error is re-raised.
+    """
+    target = Path(zstd_staged_path(path, staging_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    decompressor = _zstd_decompressor()
+    with open(path, "rb") as source, partial.open("wb") as out:
+        try:
+            frame, fed = decompressor.decompressobj(), False
+            for block in iter(lambda: source.read(1 << 20), b""):
+                while block:
+                    out.write(frame.decompress(block))
+                    fed = True
+                    if not frame.eof:
+                        break
+                    # Frames may follow one another; the rest of the block starts the next.
+                    block, frame, fed = frame.unused_data, decompressor.decompressobj(), False
+            if fed and not frame.eof:
+                raise EOFError(f"{path}: unexpected end of zstd data (truncated frame)")
+        finally:
+            partial.replace(target)
+    return str(target)
+
+
+def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_corrupt: bool = False) -> DataFrame:
     """Read the lines of ``files`` as text, with where each line came from.
 
     Returns columns ``source_path`` (as given in ``files``), ``block_start``
     (byte offset of the split the line was read from), ``ordinal`` (increasing
-    in read order within a split) and ``value`` (the line).
+    in read order within a split) and ``value`` (the line). With
+    ``ignore_corrupt`` a damaged compressed file yields its readable prefix
+    instead of failing the read.
     """
     if not files:
         raise InputError("read_dump_lines: no files to read")
+    staged = {f.read_path: f.path for f in files if f.read_path}
+    path = _local_path(F.col("_metadata.file_path"))
+    if staged:
+        mapping = F.create_map(*[F.lit(x) for pair in staged.items() for x in pair])
+        path = F.coalesce(mapping[path], path)
     return (
-        spark.read.text([f.path for f in files])
+        spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
+        .text([f.read_path or f.path for f in files])
         .select(
-            _local_path(F.col("_metadata.file_path")).alias(C.SOURCE_PATH),
+            path.alias(C.SOURCE_PATH),
             F.col("_metadata.file_block_start").alias("block_start"),
             F.monotonically_increasing_id().alias("ordinal"),
             F.col("value"),
         )
     )
+
+
+def read_parquet_rows(spark: SparkSession, file: SourceFile, *, ignore_corrupt: bool = False) -> DataFrame:
+    """Read one Parquet dump with its own (declared) schema, plus lineage.
+
+    Parquet has no lines: ``source_line`` is the 1-based row ordinal within the file.
+    """
+    return spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower()).parquet(file.path).select(
+        "*",
+        F.lit(file.path).alias(C.SOURCE_PATH),
+        (F.col("_metadata.row_index") + 1).alias(C.SOURCE_LINE),
+    )
+
+
+def probe_damage(spark: SparkSession, file: SourceFile) -> str | None:
+    """Read ``file`` alone; return None if Spark reads it whole, else the error text."""
+    try:
+        if file_kind(file.path) == "parquet":
+            spark.read.parquet(file.path).count()
+        else:
+            spark.read.text(file.read_path or file.path).count()
+    except Exception as exc:  # noqa: BLE001 - any read failure marks the file damaged; caller reports it
+        return str(exc)[:2000]
+    return None
 
 
 def _local_path(uri: Column) -> Column:

@@ -807,6 +807,7 @@ def textbook_pagerank(
             .localCheckpoint(eager=True)
         )
         seconds.append(time.perf_counter() - tick)
+        log.info("textbook_pagerank: iteration %d (%.2f s)", len(seconds), seconds[-1])
     normalized.unpersist()
     nodes.unpersist()
     return PageRankResult(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import shutil
 import sys
@@ -75,10 +76,44 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _jvm_pid(spark) -> int:
+    return spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()  # noqa: SLF001
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _IterationCpu(logging.Handler):
+    """Records the driver JVM's CPU time at every per-iteration log line of the PageRank loops.
+
+    On a shared machine wall time depends on the neighbours; CPU time per
+    iteration does much less.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(level=logging.INFO)
+        self.pid = pid
+        self.marks: list[tuple[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if ": iteration " in message:
+            self.marks.append((message.split(":")[0], _cpu_seconds(self.pid)))
+
+    def start(self, name: str) -> None:
+        self.marks.append((name, _cpu_seconds(self.pid)))
+
+    def per_iteration(self, name: str) -> list[float]:
+        cpu = [value for label, value in self.marks if label == name]
+        return [round(after - before, 3) for before, after in zip(cpu, cpu[1:], strict=False)]
+
+
 def _jvm_peak_rss_mb(spark) -> float | None:
     """Peak resident memory of the driver JVM (which runs the executors in local mode), if readable."""
-    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()  # noqa: SLF001
-    status = Path(f"/proc/{pid}/status")
+    status = Path(f"/proc/{_jvm_pid(spark)}/status")
     if not status.exists():
         return None
     for line in status.read_text().splitlines():
@@ -101,7 +136,15 @@ def run(
     """Run every measurement and return the report as a dict."""
     graph = generated_graph(nodes, edges)
     edge_path, teleport_path = _write_inputs(spark, graph, workdir)
-    report: dict = {"nodes": nodes, "edge_rows": edges, "damping": damping, "tol": tol}
+    report: dict = {
+        "nodes": nodes,
+        "edge_rows": edges,
+        "damping": damping,
+        "tol": tol,
+        "load_average_at_start": os.getloadavg(),
+    }
+    cpu = _IterationCpu(_jvm_pid(spark))
+    logging.getLogger(pr.__name__).addHandler(cpu)
 
     def read():
         reader = spark.read.format("delta")
@@ -145,11 +188,13 @@ def run(
     # Distributed path: a fixed number of iterations (tol too small to stop early).
     edge_frame, teleport_frame = read()
     tick = time.perf_counter()
+    cpu_before = _cpu_seconds(cpu.pid)
     distributed = pr.pagerank_distributed(
         edge_frame, teleport_frame, damping=damping, tol=1e-300, max_iter=distributed_iterations
     )
     distributed_seconds = time.perf_counter() - tick
     per_iteration = distributed.iteration_seconds
+    distributed_cpu = cpu.per_iteration("pagerank_distributed")
     report["distributed"] = {
         "seconds": round(distributed_seconds, 3),
         "setup_seconds": round(distributed_seconds - sum(per_iteration), 3),
@@ -159,6 +204,10 @@ def run(
         "last_iteration": round(per_iteration[-1], 3),
         "last_vs_second": round(per_iteration[-1] / per_iteration[1], 2),
         "median_iteration": round(float(np.median(per_iteration)), 3),
+        "jvm_cpu_seconds_setup_and_first_iteration": round(
+            [value for label, value in cpu.marks if label == "pagerank_distributed"][0] - cpu_before, 3
+        ),
+        "jvm_cpu_seconds_per_iteration_from_second": distributed_cpu,
     }
     same_iterations = pr.scipy_power_iteration(
         graph["src"],
@@ -178,6 +227,7 @@ def run(
     # Textbook loop.
     edge_frame, teleport_frame = read()
     tick = time.perf_counter()
+    cpu.start("textbook_pagerank")
     textbook = pr.textbook_pagerank(
         edge_frame, teleport_frame, damping=damping, iterations=textbook_iterations
     )
@@ -186,10 +236,18 @@ def run(
         "seconds": round(textbook_seconds, 3),
         "iteration_seconds": [round(s, 3) for s in textbook.iteration_seconds],
         "median_iteration": round(float(np.median(textbook.iteration_seconds)), 3),
+        "jvm_cpu_seconds_per_iteration_from_second": cpu.per_iteration("textbook_pagerank")[1:],
     }
     report["textbook_vs_distributed_per_iteration"] = round(
         report["textbook"]["median_iteration"] / report["distributed"]["median_iteration"], 2
     )
+    report["textbook_vs_distributed_cpu_per_iteration"] = round(
+        float(np.median(report["textbook"]["jvm_cpu_seconds_per_iteration_from_second"]))
+        / float(np.median(distributed_cpu)),
+        2,
+    )
+    report["load_average_at_end"] = os.getloadavg()
+    logging.getLogger(pr.__name__).removeHandler(cpu)
     report["driver_peak_rss_mb"] = round(_peak_rss_mb(), 1)
     report["jvm_peak_rss_mb"] = _jvm_peak_rss_mb(spark)
     report["persistent_rdds_left"] = len(spark.sparkContext._jsc.getPersistentRDDs())  # noqa: SLF001

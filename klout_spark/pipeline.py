@@ -7,7 +7,7 @@ atomically (or, for ingest/validate, skips what is committed already).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -72,9 +72,28 @@ def load_identities(p: Pipeline, path: str) -> int:
     return rec.rows_out
 
 
-def stage_validate(p: Pipeline, *, as_of: date | None = None) -> silver.PromoteSummary:
+def stage_validate(
+    p: Pipeline, *, as_of: date | None = None, allow_bad_data: str | None = None
+) -> silver.PromoteSummary:
+    """Promote pending bronze batches to silver, then run the table-level checks of ``as_of``.
+
+    ``as_of`` defaults to the last day with events (decided after promotion, so a
+    new dump counts). The bronze failure fraction, the volume of ``as_of`` and the
+    missing days stop the run with :class:`DataQualityError`, unless ``allow_bad_data``
+    gives a reason: the failures are then warnings, recorded with the reason in the
+    validate row of ``runs`` (``message`` and ``details.overridden``).
+
+    Notes
+    -----
+    Table-level checks read silver as it stands, so a run stopped by them has
+    already promoted its batches; the rerun (with the missing dump, or with the
+    override) checks the same silver again and promotes nothing twice.
+    """
     cfg = p.settings.validate
     results_dir = _results_dir(p)
+    reason = allow_bad_data.strip() if allow_bad_data is not None else None
+    if allow_bad_data is not None and not reason:
+        raise InputError("--allow-bad-data needs a reason (e.g. 'backfill of 2024-05-01, feed outage')")
     with record_stage(p.lake, p.run, "validate", as_of) as rec:
         summary = silver.promote(
             p.lake,
@@ -84,16 +103,59 @@ def stage_validate(p: Pipeline, *, as_of: date | None = None) -> silver.PromoteS
             future_tolerance_hours=cfg.future_tolerance_hours,
             max_failure_fraction=cfg.max_failure_fraction,
             results_dir=results_dir,
+            profiles_max_failure_fraction=cfg.thresholds[catalog.SILVER_PROFILES],
+            allow_bad_data=reason,
+            data_docs=cfg.data_docs,
         )
         rec.rows_in = summary.rows_in
         rec.rows_out = summary.rows_promoted
         rec.details = {
             "batches": list(summary.batches),
             "rows_rejected": summary.rows_rejected,
+            "rows_quarantined_at_ingest": summary.rows_quarantined_at_ingest,
             "duplicates": summary.duplicates,
             "results_path": summary.results_path,
         }
-    return summary
+        overridden = list(summary.overridden)
+        checks: dict = {}
+        if as_of is None and _has_events(p.lake):
+            as_of = default_as_of(p.lake)
+            log.info("validate: as_of defaults to the last day with events: %s", as_of)
+        if as_of is not None:
+            rec.as_of = as_of
+            if p.lake.exists(catalog.SILVER_EVENTS):
+                failures, checks = quality.silver_table_checks(
+                    p.lake.read(catalog.SILVER_EVENTS),
+                    as_of=as_of,
+                    min_volume_ratio=cfg.min_volume_ratio,
+                    max_gap_days=cfg.max_gap_days,
+                )
+                rec.details["table_checks"] = checks
+                overridden += quality.enforce(
+                    failures, allow_bad_data=reason, context=f"validate for as_of {as_of}, before features"
+                )
+        if reason is not None:
+            rec.details["allow_bad_data"] = reason
+            rec.details["overridden"] = overridden
+            rec.message = (
+                f"--allow-bad-data {reason!r}: overrode "
+                + ("; ".join(f"{item['check']}: {item['message']}" for item in overridden) or "nothing (all checks passed)")
+            )
+    return replace(summary, overridden=tuple(overridden), as_of=as_of, table_checks=checks)
+
+
+def _has_events(lake: Lakehouse) -> bool:
+    return lake.exists(catalog.SILVER_EVENTS) and lake.read(catalog.SILVER_EVENTS).limit(1).count() > 0
+
+
+def _gate_output(p: Pipeline, outcome: quality.ValidationOutcome, table: str) -> None:
+    """Stop a stage whose output fails its suite beyond ``validate.thresholds.<table>`` (before it writes)."""
+    quality.gate(
+        outcome,
+        max_failure_fraction=p.settings.validate.thresholds[table],
+        table=table,
+        threshold_key=f"validate.thresholds.{table}",
+    )
 
 
 def _results_dir(p: Pipeline) -> str | None:
@@ -141,11 +203,19 @@ def stage_features(p: Pipeline, as_of: date) -> int:
                 spam_max_engagements_per_day=cfg.spam_max_engagements_per_day,
                 spam_max_follows_30d=cfg.spam_max_follows_30d,
                 spam_min_follow_back=cfg.spam_min_follow_back,
-            )
-            p.lake.overwrite_slice(
-                result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA,
-                column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
-            )
+            ).persist()
+            try:
+                outcome = quality.validate_user_features(
+                    result, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
+                    data_docs=p.settings.validate.data_docs,
+                )
+                _gate_output(p, outcome, catalog.USER_FEATURES)
+                p.lake.overwrite_slice(
+                    result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA,
+                    column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+                )
+            finally:
+                result.unpersist()
         finally:
             events.unpersist()
         stored = _slice(p, catalog.USER_FEATURES, as_of)
@@ -215,11 +285,25 @@ def stage_propagate(p: Pipeline, as_of: date) -> pagerank.PageRankResult:
             .join(trust, on=[C.NETWORK, C.USER_ID], how="left")
             .fillna(0.0, subset=[C.TRUST])
             .withColumn(C.AS_OF, F.lit(as_of))
-        )
-        p.lake.overwrite_slice(
-            ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA,
-            column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
-        )
+        ).persist()
+        try:
+            outcome = quality.validate_network_rank(
+                ranks, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
+                data_docs=p.settings.validate.data_docs,
+            )
+            _gate_output(p, outcome, catalog.NETWORK_RANK)
+            # Not overridable: a mass that is not 1 is a propagation bug, not bad input.
+            quality.enforce(
+                quality.rank_mass_failures(ranks, tolerance=p.settings.validate.rank_mass_tolerance),
+                allow_bad_data=None,
+                context=f"propagate for as_of {as_of}, before writing {catalog.NETWORK_RANK}",
+            )
+            p.lake.overwrite_slice(
+                ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA,
+                column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+            )
+        finally:
+            ranks.unpersist()
         if not result.converged:
             log.warning(
                 "propagate: PageRank stopped at max_iter=%d with residual %.3e > tol=%.1e",
@@ -258,8 +342,11 @@ def stage_score(p: Pipeline, as_of: date) -> int:
             run_id=p.run.run_id,
         ).persist()
         try:
-            outcome = quality.validate_scores(scores, run_id=p.run.run_id, results_dir=_results_dir(p))
-            quality.gate(outcome, max_failure_fraction=0.0, table=catalog.SCORES)
+            outcome = quality.validate_scores(
+                scores, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
+                data_docs=p.settings.validate.data_docs,
+            )
+            _gate_output(p, outcome, catalog.SCORES)
             p.lake.overwrite_slice(
                 scores, catalog.SCORES, S.SCORES_SCHEMA, column=C.AS_OF, start=as_of, partition_by=[C.AS_OF]
             )
@@ -311,18 +398,30 @@ class RunSummary:
     scored: int
 
 
-def run_daily(p: Pipeline, *, as_of: date | None, inputs: list[str], identities: str | None = None) -> RunSummary:
+def run_daily(
+    p: Pipeline,
+    *,
+    as_of: date | None,
+    inputs: list[str],
+    identities: str | None = None,
+    allow_bad_data: str | None = None,
+) -> RunSummary:
     """Ingest ``inputs`` (if any), then validate, features, propagate and score ``as_of``.
 
-    ``as_of`` defaults to the last day with events in ``silver_events``.
+    ``as_of`` defaults to the last day with events in ``silver_events`` (decided by
+    validate, which runs the table-level checks of that day before any feature is
+    computed). ``allow_bad_data`` (a reason) turns those checks' failures into
+    warnings recorded in ``runs``.
     """
+    if as_of is not None and as_of > date.today() + timedelta(days=1):
+        raise InputError(f"as_of {as_of} is in the future")
     ingested = stage_ingest(p, inputs) if inputs else None
     if identities:
         load_identities(p, identities)
-    validated = stage_validate(p, as_of=as_of)
-    if as_of is None:
-        as_of = default_as_of(p.lake)
-        log.info("run: as_of defaults to the last day with events: %s", as_of)
+    validated = stage_validate(p, as_of=as_of, allow_bad_data=allow_bad_data)
+    if validated.as_of is None:
+        raise StageOrderError("silver_events is empty: ingest and validate some events first")
+    as_of = validated.as_of
     if as_of > date.today() + timedelta(days=1):
         raise InputError(f"as_of {as_of} is in the future")
     accounts = stage_features(p, as_of)

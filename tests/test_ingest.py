@@ -137,11 +137,15 @@ def test_rerun_after_a_crash_removes_uncommitted_rows(lake, tmp_path):
 def test_missing_path_and_wrong_file_kind_are_clear_errors(lake, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         ingest_files(lake, [str(tmp_path / "absent")], run_id="r", fmt="auto", max_raw_chars=10)
-    csv = tmp_path / "x.csv"
-    csv.write_text("a,b\n")
+    notes = tmp_path / "x.txt"
+    notes.write_text("a,b\n")
     with pytest.raises(InputError, match="is not a dump file"):
-        ingest_files(lake, [str(csv)], run_id="r", fmt="auto", max_raw_chars=10)
+        ingest_files(lake, [str(notes)], run_id="r", fmt="auto", max_raw_chars=10)
     with pytest.raises(InputError, match="format must be"):
+        ingest_files(lake, [str(notes)], run_id="r", fmt="bogus", max_raw_chars=10)
+    csv = tmp_path / "x.csv"
+    csv.write_text("event_id,network\n")
+    with pytest.raises(InputError, match="has no csv form"):
         ingest_files(lake, [str(csv)], run_id="r", fmt="twitter", max_raw_chars=10)
 
 

@@ -1,0 +1,83 @@
+"""Input formats: each a pure transform from raw lines to canonical event rows.
+
+Contract (see :mod:`klout_spark.readers._common`): a reader takes ``value`` (one
+line, blank lines removed) plus lineage columns, and returns the lineage
+columns, every ``CANONICAL_EVENT_SCHEMA`` column, ``reason``, ``raw`` and
+``_event_index``. A line that yields several events (a tweet: the tweet, its
+mentions, a profile snapshot) gives several rows with ``reason`` null; a line
+that fails gives one row with its reason. Accounting is per input line:
+``rows_read`` counts lines (rows with ``_event_index == 0``), a good line counts
+once in ``rows_ok`` however many events it yields, a bad line once in
+``rows_quarantined``.
+
+Formats (``--format``): ``canonical`` (by file name: JSON lines, ``.csv`` with a
+header, or ``.parquet``), ``twitter`` (API v1.1 tweet JSON), ``reddit``
+(Pushshift ndjson), or ``auto``: each file's format is detected from its first
+non-blank lines (:func:`detect_format`) and recorded in ``ingest_log.format``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from klout_spark.readers._common import EVENT_INDEX
+from klout_spark.readers.canonical import (
+    parquet_rows_as_lines,
+    parse_canonical_csv_lines,
+    parse_canonical_lines,
+    parse_canonical_parquet,
+)
+from klout_spark.readers.reddit import parse_reddit_lines
+from klout_spark.readers.twitter import parse_twitter_lines
+
+CANONICAL = "canonical"
+CANONICAL_CSV = "canonical_csv"
+CANONICAL_PARQUET = "canonical_parquet"
+TWITTER = "twitter"
+REDDIT = "reddit"
+# What --format accepts.
+FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, REDDIT)
+# Formats whose records are JSON text lines, with their parsers.
+LINE_PARSERS = {CANONICAL: parse_canonical_lines, TWITTER: parse_twitter_lines, REDDIT: parse_reddit_lines}
+
+__all__ = [
+    "CANONICAL",
+    "CANONICAL_CSV",
+    "CANONICAL_PARQUET",
+    "EVENT_INDEX",
+    "FORMAT_CHOICES",
+    "LINE_PARSERS",
+    "REDDIT",
+    "TWITTER",
+    "detect_format",
+    "parquet_rows_as_lines",
+    "parse_canonical_csv_lines",
+    "parse_canonical_lines",
+    "parse_canonical_parquet",
+    "parse_reddit_lines",
+    "parse_twitter_lines",
+]
+
+
+def detect_format(line: str) -> str | None:
+    """The JSON-lines format of one line, or None if this line does not tell.
+
+    canonical: ``event_id`` and ``event_type``; twitter: ``id_str`` and ``user``,
+    a JSON array, or a search response (``statuses``); reddit: ``author`` and
+    ``subreddit``.
+    """
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(record, list):
+        return TWITTER if record and all(isinstance(r, dict) for r in record) else None
+    if not isinstance(record, dict):
+        return None
+    if "event_id" in record and "event_type" in record:
+        return CANONICAL
+    if ("id_str" in record and "user" in record) or "statuses" in record:
+        return TWITTER
+    if "author" in record and "subreddit" in record:
+        return REDDIT
+    return None

@@ -1,0 +1,54 @@
+"""SIGKILL the ingest process at several points; a rerun gives exactly a clean run's bronze."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from klout_spark import catalog
+from klout_spark.generate import generate_dump
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+KILL_AFTER_SECONDS = (4.0, 12.0, 25.0)
+
+
+def _ingest(lake_root: Path, dump: Path) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "klout_spark.cli", "ingest", str(dump),
+        "--set", f"lake.root={lake_root}",
+        "--set", "spark.master=local[2]",
+        "--set", "spark.conf.spark.sql.shuffle.partitions=2",
+        "--set", "spark.conf.spark.ui.enabled=false",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _bronze(spark, lake_root: Path):
+    rows = spark.read.format("delta").load(catalog.table_path(str(lake_root), catalog.BRONZE_EVENTS)).select(
+        "event_id", "source_checksum", "source_line", "batch_id").collect()
+    return sorted(tuple(r) for r in rows)
+
+
+def test_sigkill_at_any_point_then_rerun_equals_a_clean_run(spark, tmp_path):
+    dump = tmp_path / "dump"
+    generate_dump(dump, events=10_000, days=2, seed=11, fmt="twitter", dirty_rate=0.02)
+    clean = tmp_path / "clean"
+    assert _ingest(clean, dump).wait(timeout=600) == 0
+    expected = _bronze(spark, clean)
+    assert len(expected) > 2_000 and len(set(expected)) == len(expected)
+    for delay in KILL_AFTER_SECONDS:
+        lake = tmp_path / f"killed-{delay:g}"
+        process = _ingest(lake, dump)
+        time.sleep(delay)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        assert _ingest(lake, dump).wait(timeout=600) == 0, f"rerun after a kill at {delay}s failed"
+        assert _bronze(spark, lake) == expected, f"bronze differs after a kill at {delay}s"
