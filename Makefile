@@ -41,7 +41,7 @@ $(SAMPLE)/.done: $(STAMP)
 sample: install $(SAMPLE)/.done ## generate the synthetic sample dump (sample/)
 
 run: install sample ## set up, generate a sample and run the daily pipeline on local Spark
-	$(BIN)/klout-spark run --input $(SAMPLE) --identities $(SAMPLE)/identities.csv $(ARGS)
+	$(BIN)/klout-spark run --input $(SAMPLE) --identities $(SAMPLE)/_identities.csv $(ARGS)
 
 test: install ## run the whole test suite (prints its wall time)
 	$(BIN)/python -m pytest --cov=klout_spark --cov-report=term:skip-covered $(ARGS)

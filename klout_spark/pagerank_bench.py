@@ -35,6 +35,8 @@ from klout_spark import pagerank as pr
 
 log = logging.getLogger(__name__)
 
+PHASES = ("local", "distributed", "textbook")
+
 
 def generated_graph(nodes: int, edges: int, *, seed: int = 1, dangling_share: float = 0.05) -> dict:
     """A random weighted directed graph as arrays: power-law-ish in-degree, some dangling nodes.
@@ -132,8 +134,9 @@ def run(
     distributed_iterations: int,
     textbook_iterations: int,
     workdir: Path,
+    phases: tuple[str, ...] = PHASES,
 ) -> dict:
-    """Run every measurement and return the report as a dict."""
+    """Run the measurements named in ``phases`` and return the report as a dict."""
     graph = generated_graph(nodes, edges)
     edge_path, teleport_path = _write_inputs(spark, graph, workdir)
     report: dict = {
@@ -162,7 +165,41 @@ def run(
         "seconds_per_iteration": round(float(np.mean(bare.iteration_seconds)), 5),
     }
 
-    # Local path, Delta to Delta. A warm-up run first, so that JIT and code generation are not timed.
+    if "local" in phases:
+        _measure_local(spark, report, read, graph, bare, damping=damping, tol=tol, workdir=workdir)
+    if "distributed" in phases:
+        _measure_distributed(
+            spark,
+            report,
+            read,
+            graph,
+            cpu,
+            damping=damping,
+            iterations=distributed_iterations,
+            workdir=workdir,
+        )
+    if "textbook" in phases:
+        _measure_textbook(report, read, cpu, damping=damping, iterations=textbook_iterations)
+    if "distributed" in phases and "textbook" in phases:
+        report["textbook_vs_distributed_per_iteration"] = round(
+            report["textbook"]["median_iteration"] / report["distributed"]["median_iteration"], 2
+        )
+        report["textbook_vs_distributed_cpu_per_iteration"] = round(
+            float(np.median(report["textbook"]["jvm_cpu_seconds_per_iteration_from_second"]))
+            / float(np.median(report["distributed"]["jvm_cpu_seconds_per_iteration_from_second"])),
+            2,
+        )
+    report["load_average_at_end"] = os.getloadavg()
+    logging.getLogger(pr.__name__).removeHandler(cpu)
+    report["driver_peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    report["jvm_peak_rss_mb"] = _jvm_peak_rss_mb(spark)
+    report["persistent_rdds_left"] = len(spark.sparkContext._jsc.getPersistentRDDs())  # noqa: SLF001
+    return report
+
+
+def _measure_local(spark, report, read, graph, bare, *, damping, tol, workdir) -> None:
+    """Local path, Delta to Delta; a warm-up run first, so that JIT and code generation are not timed."""
+    scipy_seconds = report["scipy"]["seconds"]
     edge_frame, teleport_frame = read()
     pr.pagerank_local(edge_frame, teleport_frame, damping=damping, tol=tol, max_iter=5).ranks.count()
     tick = time.perf_counter()
@@ -185,12 +222,14 @@ def run(
     local_ranks = _ranks_array(spark, str(workdir / "ranks_local"), graph["names"])
     report["local"]["l1_vs_scipy"] = float(np.abs(local_ranks - bare.ranks).sum())
 
-    # Distributed path: a fixed number of iterations (tol too small to stop early).
+
+def _measure_distributed(spark, report, read, graph, cpu, *, damping, iterations, workdir) -> None:
+    """Distributed path: a fixed number of iterations (tol too small to stop early)."""
     edge_frame, teleport_frame = read()
     tick = time.perf_counter()
     cpu_before = _cpu_seconds(cpu.pid)
     distributed = pr.pagerank_distributed(
-        edge_frame, teleport_frame, damping=damping, tol=1e-300, max_iter=distributed_iterations
+        edge_frame, teleport_frame, damping=damping, tol=1e-300, max_iter=iterations
     )
     distributed_seconds = time.perf_counter() - tick
     per_iteration = distributed.iteration_seconds
@@ -216,7 +255,7 @@ def run(
         graph["trust"],
         damping=damping,
         tol=1e-300,
-        max_iter=distributed_iterations,
+        max_iter=iterations,
     )
     distributed.ranks.write.format("delta").mode("overwrite").save(str(workdir / "ranks_distributed"))
     distributed_ranks = _ranks_array(spark, str(workdir / "ranks_distributed"), graph["names"])
@@ -224,13 +263,13 @@ def run(
         np.abs(distributed_ranks - same_iterations.ranks).sum()
     )
 
-    # Textbook loop.
+
+def _measure_textbook(report, read, cpu, *, damping, iterations) -> None:
+    """The textbook loop, for the per-iteration comparison."""
     edge_frame, teleport_frame = read()
     tick = time.perf_counter()
     cpu.start("textbook_pagerank")
-    textbook = pr.textbook_pagerank(
-        edge_frame, teleport_frame, damping=damping, iterations=textbook_iterations
-    )
+    textbook = pr.textbook_pagerank(edge_frame, teleport_frame, damping=damping, iterations=iterations)
     textbook_seconds = time.perf_counter() - tick
     report["textbook"] = {
         "seconds": round(textbook_seconds, 3),
@@ -238,20 +277,6 @@ def run(
         "median_iteration": round(float(np.median(textbook.iteration_seconds)), 3),
         "jvm_cpu_seconds_per_iteration_from_second": cpu.per_iteration("textbook_pagerank")[1:],
     }
-    report["textbook_vs_distributed_per_iteration"] = round(
-        report["textbook"]["median_iteration"] / report["distributed"]["median_iteration"], 2
-    )
-    report["textbook_vs_distributed_cpu_per_iteration"] = round(
-        float(np.median(report["textbook"]["jvm_cpu_seconds_per_iteration_from_second"]))
-        / float(np.median(distributed_cpu)),
-        2,
-    )
-    report["load_average_at_end"] = os.getloadavg()
-    logging.getLogger(pr.__name__).removeHandler(cpu)
-    report["driver_peak_rss_mb"] = round(_peak_rss_mb(), 1)
-    report["jvm_peak_rss_mb"] = _jvm_peak_rss_mb(spark)
-    report["persistent_rdds_left"] = len(spark.sparkContext._jsc.getPersistentRDDs())  # noqa: SLF001
-    return report
 
 
 def _ranks_array(spark, path: str, names: np.ndarray) -> np.ndarray:
@@ -274,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tol", type=float, default=1e-10)
     parser.add_argument("--distributed-iterations", type=int, default=12)
     parser.add_argument("--textbook-iterations", type=int, default=4)
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma list of: " + ", ".join(PHASES))
     parser.add_argument("--set", action="append", default=[], help="settings override key=value")
     args = parser.parse_args(argv)
 
@@ -295,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             distributed_iterations=args.distributed_iterations,
             textbook_iterations=args.textbook_iterations,
             workdir=workdir,
+            phases=tuple(phase for phase in args.phases.split(",") if phase),
         )
         report["spark"] = {
             "master": spark.sparkContext.master,

@@ -467,7 +467,7 @@ def test_roles_cover_every_planted_pattern_and_ids_hide_them(clean):
 
 
 def test_identities_link_one_account_per_network(clean):
-    rows = read_csv(clean.dir / "identities.csv")
+    rows = read_csv(clean.dir / "_identities.csv")
     persons = collections.defaultdict(list)
     for row in rows:
         assert row["user_id"] in clean.accounts

@@ -317,6 +317,20 @@ def test_distributed_without_broadcast_matches_local(karate, monkeypatch):
     assert _l1(_ranks(distributed), _ranks(local)) < 1e-12
 
 
+def test_distributed_restores_adaptive_execution(spark, karate):
+    edges, teleport = karate
+    key = "spark.sql.adaptive.enabled"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "true")
+    try:
+        distributed = pr.pagerank(edges, teleport, max_iter=2, method="distributed")
+        assert spark.conf.get(key) == "true"
+    finally:
+        spark.conf.set(key, previous)
+    local = pr.pagerank(edges, teleport, max_iter=2, method="local")
+    assert _l1(_ranks(distributed), _ranks(local)) < 1e-12
+
+
 @pytest.mark.parametrize(("local_max_edges", "expected"), [(10_000, "local"), (10, "distributed")])
 def test_auto_picks_the_path_by_edge_rows(karate, local_max_edges, expected):
     edges, teleport = karate

@@ -29,7 +29,7 @@ def pipeline_run(spark, tmp_path_factory):  # noqa: ARG001 - the session must ex
     generate_dump(dump, events=20_000, seed=11, days=30)
     settings = test_settings(str(root / "lake"), "lake.database=e2e")
     first_pipeline = Pipeline.open(settings)
-    first = run_daily(first_pipeline, as_of=None, inputs=[str(dump)], identities=str(dump / "identities.csv"))
+    first = run_daily(first_pipeline, as_of=None, inputs=[str(dump)], identities=str(dump / "_identities.csv"))
     first_scores = sorted(first_pipeline.lake.read(catalog.SCORES).select(*SCORE_COLUMNS).collect())
     second_pipeline = Pipeline.open(settings)
     second = run_daily(second_pipeline, as_of=None, inputs=[str(dump)])
@@ -54,6 +54,9 @@ def test_nothing_is_lost_between_dump_and_silver(pipeline_run):
     lake, first = pipeline_run["lake"], pipeline_run["first"]
     ingested = first.ingest
     assert ingested.rows_read == ingested.rows_ok + ingested.rows_quarantined
+    # A clean dump: only its event files are read (not _identities.csv, not _ground_truth/) and all pass.
+    assert ingested.rows_quarantined == 0 and first.validate.rows_rejected == 0
+    assert all("/_" not in account.path for account in ingested.accounts)
     bronze = lake.read(catalog.BRONZE_EVENTS).count()
     silver = lake.read(catalog.SILVER_EVENTS).count() + lake.read(catalog.SILVER_PROFILES).count()
     validated = first.validate

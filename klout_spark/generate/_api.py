@@ -46,7 +46,7 @@ class GenerateSummary:
         Lines written to the event files, dirty lines included.
     files : tuple of str
         Paths of the event files (``out_dir/YYYY-MM-DD/events-NNNNN.jsonl.gz``), in day order;
-        ``identities.csv`` and ``_ground_truth/`` are not listed.
+        ``_identities.csv`` and ``_ground_truth/`` are not listed.
     accounts : int
         Accounts in the simulated world (``_ground_truth/accounts.csv`` rows).
     """
@@ -99,7 +99,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
         entry
         for entry in entries
         if (entry.is_dir() and (_DAY_DIR.match(entry.name) or entry.name == "_ground_truth"))
-        or entry.name == "identities.csv"
+        or entry.name == "_identities.csv"
     ]
     if not (out_dir / "_ground_truth" / "README.txt").is_file() or len(ours) != len(entries):
         raise ValueError(
@@ -163,7 +163,7 @@ def generate_dump(
     Notes
     -----
     Layout: ``out_dir/YYYY-MM-DD/events-NNNNN.jsonl.gz`` (parts of at most 1M lines),
-    ``out_dir/identities.csv`` and ``out_dir/_ground_truth/`` (the leading underscore keeps dump readers, ours and Spark's, out of it) (see its README.txt).
+    ``out_dir/_identities.csv`` and ``out_dir/_ground_truth/`` (leading underscores keep dump readers, ours and Spark's, out of them) (see its README.txt).
     The event total is approximate (within a few percent of the target). Days are
     simulated and written one at a time, so memory is bounded by one day of events.
     """
@@ -212,7 +212,7 @@ def generate_dump(
         events_written += writer.lines_written
         dirty.end_day()
 
-    write_identities(out_path / "identities.csv", population)
+    write_identities(out_path / "_identities.csv", population)
     params = {
         "generator_version": _GENERATOR_VERSION,
         "seed": int(seed),
