@@ -413,26 +413,41 @@ def _strip_file_scheme(path: str) -> str:
     return path
 
 
+MAX_IDENTITIES_BYTES = 512 * 1024 * 1024
+
+
 def read_identities_csv(spark: SparkSession, path: str) -> DataFrame:
     """Read an identities CSV (header ``person_id,network,user_id``) that links accounts to persons.
+
+    The file is read on the driver with Python's csv module (it links accounts,
+    it does not grow with the activity; capped at ``MAX_IDENTITIES_BYTES``),
+    because Spark's file readers skip names starting with ``_`` or ``.``, and the
+    generator names it ``_identities.csv`` precisely so that ingest skips it.
 
     Raises
     ------
     InputError
-        The file is missing or lacks a required column.
+        The file is missing, too large, or lacks a required column.
     """
+    import csv
+
     from klout_spark import schemas
 
     local = Path(_strip_file_scheme(path)).expanduser()
-    if "://" not in path and not local.is_file():
-        raise InputError(f"identities file does not exist: {path}")
-    header = local.open().readline().strip().split(",") if local.is_file() else None
+    if "://" in path.replace("file://", "") or not local.is_file():
+        raise InputError(f"identities file does not exist (or is not a local file): {path}")
+    if local.stat().st_size > MAX_IDENTITIES_BYTES:
+        raise InputError(f"identities file {path} is larger than {MAX_IDENTITIES_BYTES} bytes")
     required = schemas.IDENTITIES_SCHEMA.fieldNames()
-    if header is not None and not set(required) <= set(header):
-        raise InputError(f"identities file {path} must have the columns {required}; it has {header}")
-    rows = spark.read.option("header", True).option("mode", "FAILFAST").csv(str(local) if header else path)
-    return (
-        rows.select(*[F.trim(F.col(c)).alias(c) for c in required])
-        .dropna()
-        .dropDuplicates([C.NETWORK, C.USER_ID])
-    )
+    with local.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        if not set(required) <= set(header):
+            raise InputError(f"identities file {path} must have the columns {required}; it has {header}")
+        rows = {}
+        for record in reader:
+            values = tuple((record.get(c) or "").strip() for c in required)
+            if all(values):
+                # One person per account: the first line naming an account wins.
+                rows.setdefault((values[1], values[2]), values)
+    return spark.createDataFrame(list(rows.values()), schemas.IDENTITIES_SCHEMA)

@@ -82,3 +82,17 @@ def test_identifiers_from_settings_are_validated(hostile):
 def test_delete_is_a_no_op_on_a_missing_table(lake):
     lake.delete(catalog.QUARANTINE, F.lit(True))
     assert not lake.exists(catalog.QUARANTINE)
+
+
+def test_identities_csv_is_read_even_with_a_hidden_name(spark, tmp_path):
+    from klout_spark.errors import InputError
+    from klout_spark.io import read_identities_csv
+
+    path = tmp_path / "_identities.csv"
+    path.write_text("person_id,network,user_id\np1,twitter,t1\np1,reddit,r1\np2,twitter,t1\n,reddit,r9\n")
+    rows = sorted(tuple(r) for r in read_identities_csv(spark, str(path)).collect())
+    assert rows == [("p1", "reddit", "r1"), ("p1", "twitter", "t1")]  # first claim of t1 wins; blanks dropped
+    bad = tmp_path / "bad.csv"
+    bad.write_text("person,network\nx,y\n")
+    with pytest.raises(InputError, match="must have the columns"):
+        read_identities_csv(spark, str(bad))

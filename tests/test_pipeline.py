@@ -48,6 +48,7 @@ def test_every_stage_writes_its_table(pipeline_run):
     bounds = scores.agg(F.min(C.SCORE), F.max(C.SCORE)).first()
     assert 1.0 <= bounds[0] < bounds[1] <= 100.0
     assert first.propagation.converged
+    assert lake.read(catalog.PERSON_SCORES).count() > 0  # persons from _identities.csv
 
 
 def test_nothing_is_lost_between_dump_and_silver(pipeline_run):
