@@ -65,6 +65,10 @@ def _real_graphs() -> dict[str, list[tuple[str, str, float]]]:
     }
 
 
+def _rows_of_prefixed(name: str, rows: list[tuple[str, str, float]]) -> list[tuple[str, str, float]]:
+    return [(f"{name}:{src}", f"{name}:{dst}", weight) for src, dst, weight in rows]
+
+
 def _graph_rows(name: str) -> list[tuple[str, str, float]]:
     return _generated_rows() if name == "generated" else _real_graphs()[name]
 
@@ -113,10 +117,6 @@ def union_case(spark):
     trust = _uneven_trust(_nodes_of(rows), seed=11)
     edges, teleport = _frames(spark, rows, trust)
     return rows, trust, edges, teleport
-
-
-def _rows_of_prefixed(name, rows):
-    return [(f"{name}:{src}", f"{name}:{dst}", weight) for src, dst, weight in rows]
 
 
 # An L1 residual r bounds the distance to the fixed point by r * damping / (1 - damping):
@@ -269,11 +269,10 @@ def karate(spark):
     return _frames(spark, rows, trust)
 
 
-@pytest.mark.parametrize("method", ["local", "distributed"])
-def test_max_iter_stops_without_converging(karate, method):
+def test_max_iter_stops_without_converging(karate):
     edges, teleport = karate
 
-    result = pr.pagerank(edges, teleport, tol=1e-10, max_iter=2, method=method)
+    result = pr.pagerank(edges, teleport, tol=1e-10, max_iter=2, method="local")
 
     assert not result.converged
     assert result.iterations == 2
@@ -310,34 +309,32 @@ def test_distributed_without_broadcast_matches_local(karate, monkeypatch):
     edges, teleport = karate
     monkeypatch.setattr(pr, "BROADCAST_MAX_NODES", 0)  # force the co-partitioned layout
 
-    distributed = pr.pagerank(edges, teleport, tol=1e-10, max_iter=10, method="distributed")
-    local = pr.pagerank(edges, teleport, tol=1e-10, max_iter=10, method="local")
+    distributed = pr.pagerank(edges, teleport, tol=1e-10, max_iter=6, method="distributed")
+    local = pr.pagerank(edges, teleport, tol=1e-10, max_iter=6, method="local")
 
     assert distributed.residuals == pytest.approx(local.residuals, rel=1e-9)
     assert _l1(_ranks(distributed), _ranks(local)) < 1e-12
 
 
-def test_distributed_restores_adaptive_execution(spark, karate):
+def test_auto_goes_distributed_above_local_max_edges(spark, karate):
+    """Also: max_iter stops the distributed path, and it restores adaptive execution."""
     edges, teleport = karate
     key = "spark.sql.adaptive.enabled"
     previous = spark.conf.get(key)
     spark.conf.set(key, "true")
     try:
-        distributed = pr.pagerank(edges, teleport, max_iter=2, method="distributed")
+        distributed = pr.pagerank(edges, teleport, tol=1e-10, max_iter=2, local_max_edges=10)
         assert spark.conf.get(key) == "true"
     finally:
         spark.conf.set(key, previous)
-    local = pr.pagerank(edges, teleport, max_iter=2, method="local")
+
+    assert distributed.method == "distributed"
+    assert not distributed.converged
+    assert distributed.iterations == len(distributed.residuals) == 2
+    local = pr.pagerank(edges, teleport, tol=1e-10, max_iter=2, local_max_edges=10_000)
+    assert local.method == "local"
+    assert distributed.residuals == pytest.approx(local.residuals, rel=1e-9)
     assert _l1(_ranks(distributed), _ranks(local)) < 1e-12
-
-
-@pytest.mark.parametrize(("local_max_edges", "expected"), [(10_000, "local"), (10, "distributed")])
-def test_auto_picks_the_path_by_edge_rows(karate, local_max_edges, expected):
-    edges, teleport = karate
-
-    result = pr.pagerank(edges, teleport, max_iter=1, local_max_edges=local_max_edges)
-
-    assert result.method == expected
 
 
 # --------------------------------------------------------------------------- errors
