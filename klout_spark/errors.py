@@ -31,10 +31,6 @@ class QuarantineTranslationError(KloutError, RuntimeError):
     """The Spark predicates derived from a suite disagree with Great Expectations' own counts."""
 
 
-class ConvergenceError(KloutError, RuntimeError):
-    """An iterative computation did not converge and the caller asked for strictness."""
-
-
 class StageOrderError(KloutError, RuntimeError):
     """A stage ran before the stage it depends on produced its table."""
 

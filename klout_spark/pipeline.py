@@ -7,7 +7,7 @@ atomically (or, for ingest/validate, skips what is committed already).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -33,7 +33,6 @@ class Pipeline:
     spark: SparkSession
     lake: Lakehouse
     run: RunContext
-    stages: list[str] = field(default_factory=list)
 
     @staticmethod
     def open(settings: Settings, *, app_name: str = "klout-spark") -> Pipeline:

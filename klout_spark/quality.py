@@ -47,6 +47,14 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
+from klout_spark.catalog import (  # suite names are the table names
+    BRONZE_EVENTS,
+    NETWORK_RANK,
+    SCORES,
+    SILVER_EVENTS,
+    SILVER_PROFILES,
+    USER_FEATURES,
+)
 from klout_spark.errors import (
     DataQualityError,
     InputError,
@@ -67,12 +75,6 @@ from klout_spark.schemas import (
 
 log = logging.getLogger(__name__)
 
-BRONZE_EVENTS = "bronze_events"
-SILVER_EVENTS = "silver_events"
-SILVER_PROFILES = "silver_profiles"
-USER_FEATURES = "user_features"
-NETWORK_RANK = "network_rank"
-SCORES = "scores"
 
 PROFILE_COUNT_COLUMNS: tuple[str, ...] = (
     C.FOLLOWERS_COUNT,
