@@ -6,6 +6,7 @@ Delta, the catalog, the time zone and logging are the same everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from importlib import metadata
@@ -44,7 +45,9 @@ def build_session(settings: Settings, *, app_name: str | None = None, register: 
     Notes
     -----
     Delta's jars are resolved from Maven Central through ``spark.jars.packages``
-    at the first session start (then from the local Ivy cache). With
+    at the first session start; later starts load the same jar files through
+    ``spark.jars`` (see :func:`_remember_jars`), which keeps Ivy's resolution
+    report off the console. With
     ``catalog.mode = lakehouse`` the session uses Spark's in-memory catalog and
     the lakehouse folder is the source of truth; with ``hive`` it uses the Hive
     metastore configured for the cluster.
@@ -58,9 +61,15 @@ def build_session(settings: Settings, *, app_name: str | None = None, register: 
     if spark_settings.master:
         builder = builder.master(spark_settings.master)
     packages = [delta_maven_coordinate(), *spark_settings.packages]
+    # A user's own spark.jars would replace the remembered list: resolve through Ivy then.
+    cache = None if "spark.jars" in spark_settings.conf else _jar_list_cache(packages)
+    resolved = _cached_jars(cache)
+    if resolved:
+        builder = builder.config("spark.jars", ",".join(resolved))
+    else:
+        builder = builder.config("spark.jars.packages", ",".join(packages))
     builder = (
-        builder.config("spark.jars.packages", ",".join(packages))
-        .config("spark.sql.extensions", DELTA_EXTENSION)
+        builder.config("spark.sql.extensions", DELTA_EXTENSION)
         .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
         .config("spark.sql.session.timeZone", "UTC")
     )
@@ -78,12 +87,56 @@ def build_session(settings: Settings, *, app_name: str | None = None, register: 
             # Managed-table folders, if anyone creates one, stay inside the lakehouse.
             builder = builder.config("spark.sql.warehouse.dir", f"{settings.lake.root}/_warehouse")
     spark = builder.getOrCreate()
+    if not resolved:
+        _remember_jars(cache, spark.sparkContext.getConf().get("spark.jars", ""))
     spark.sparkContext.setLogLevel(os.environ.get("KLOUT_SPARK_LOG_LEVEL", "WARN"))
     if register:
         from klout_spark import catalog
 
         catalog.register_tables(spark, settings.lake.root, settings.lake.database)
     return spark
+
+
+def _jar_list_cache(packages: list[str]) -> Path | None:
+    """Where the jar list that Ivy resolved for ``packages`` is remembered (None: never).
+
+    ``KLOUT_SPARK_JAR_CACHE`` names the folder (default ``~/.cache/klout-spark``);
+    ``off`` resolves through Ivy on every start.
+    """
+    folder = os.environ.get("KLOUT_SPARK_JAR_CACHE") or str(Path.home() / ".cache" / "klout-spark")
+    if folder == "off":
+        return None
+    key = hashlib.sha256(",".join(sorted(packages)).encode()).hexdigest()[:16]
+    return Path(folder) / f"jars-{key}.txt"
+
+
+def _cached_jars(cache: Path | None) -> list[str]:
+    """The jars a previous start resolved, if every one of them is still on disk; else []."""
+    if cache is None or not cache.is_file():
+        return []
+    jars = [line.strip() for line in cache.read_text(encoding="utf-8").splitlines() if line.strip()]
+    local = [jar.removeprefix("file://") for jar in jars]
+    return jars if jars and all(Path(path).is_file() for path in local) else []
+
+
+def _remember_jars(cache: Path | None, jars: str) -> None:
+    """Keep the jar list of a start that resolved ``spark.jars.packages`` through Ivy.
+
+    Ivy prints some sixty lines of resolution output at every session start, even
+    when everything is cached; the next start loads the same jar files through
+    ``spark.jars`` instead, silently and a few seconds sooner. Remote jars
+    (a cluster's own ``spark.jars``) are not remembered.
+    """
+    entries = [jar for jar in jars.split(",") if jar]
+    if cache is None or not entries or not all(jar.startswith("file:") for jar in entries):
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("\n".join(entries) + "\n", encoding="utf-8")
+        tmp.replace(cache)
+    except OSError as exc:  # a read-only home is no reason to fail a run
+        log.debug("could not remember the resolved jars in %s: %s", cache, exc)
 
 
 def _resolve(path: str) -> Path:

@@ -1,0 +1,36 @@
+"""The session builder remembers the jars Ivy resolved, so later starts skip Ivy's console report."""
+
+from __future__ import annotations
+
+from klout_spark import session
+
+
+def test_jar_list_is_remembered_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLOUT_SPARK_JAR_CACHE", str(tmp_path / "cache"))
+    jars = [tmp_path / "a.jar", tmp_path / "b.jar"]
+    for jar in jars:
+        jar.write_bytes(b"PK")
+    cache = session._jar_list_cache(["io.delta:delta-spark_4.1_2.13:4.3.1"])
+    assert session._cached_jars(cache) == []  # nothing remembered yet: resolve through Ivy
+
+    session._remember_jars(cache, ",".join(f"file://{jar}" for jar in jars))
+    assert session._cached_jars(cache) == [f"file://{jar}" for jar in jars]
+
+    jars[1].unlink()  # a cleaned Ivy cache: back to spark.jars.packages
+    assert session._cached_jars(cache) == []
+
+
+def test_jar_list_key_depends_on_the_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLOUT_SPARK_JAR_CACHE", str(tmp_path))
+    one = session._jar_list_cache(["io.delta:delta-spark_4.1_2.13:4.3.1"])
+    two = session._jar_list_cache(["io.delta:delta-spark_4.1_2.13:4.3.1", "org.example:extra:1.0"])
+    assert one != two
+
+
+def test_remote_jars_and_disabled_cache_are_not_remembered(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLOUT_SPARK_JAR_CACHE", str(tmp_path))
+    cache = session._jar_list_cache(["x:y:1"])
+    session._remember_jars(cache, "hdfs://nn/jars/delta.jar")
+    assert not cache.exists()
+    monkeypatch.setenv("KLOUT_SPARK_JAR_CACHE", "off")
+    assert session._jar_list_cache(["x:y:1"]) is None
