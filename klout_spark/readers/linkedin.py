@@ -335,7 +335,7 @@ def _social_action(raw: Column) -> Column:
         network=F.lit(NETWORK), event_ts=ts, actor_id=actor,
     )
     like = event_struct(
-        event_id=F.concat(F.lit("li:like:"), target, F.lit(":"), F.substring(actor, 6, 1000)),
+        event_id=F.concat(F.lit("li:like:"), target, F.lit(":"), F.substring(actor, 4, 1000)),
         event_type=F.lit(schemas.LIKE), parent_post_id=post_id(target),
         network=F.lit(NETWORK), event_ts=ts, actor_id=actor,
     )
