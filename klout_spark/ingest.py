@@ -8,7 +8,9 @@ Exactly once, nothing lost:
   ``bronze_events`` (as one or more typed events) or in ``quarantine`` (one row,
   with a reason code and the raw text), so per file
   ``rows_read == rows_ok + rows_quarantined``, counted in LINES: a tweet line
-  that yields a tweet, three mentions and a profile counts once as ok;
+  that yields a tweet, three mentions and a profile counts once as ok (Facebook
+  feed pages and LinkedIn API responses count each post / element, LinkedIn
+  archive CSVs each record, so one bad post does not take its page with it);
 - the ``ingest_log`` rows are written last and are the commit point: a crash
   before them leaves rows that no reader uses (readers only take committed
   batches) and that the next attempt deletes before writing again.
