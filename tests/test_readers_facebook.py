@@ -124,7 +124,7 @@ def test_damaged_pages_and_posts_are_quarantined_with_reasons(spark):
         json.dumps({"paging": PAGING}),
         json.dumps({"data": [], "paging": {"previous": "https://graph.facebook.com/..."}}),
         json.dumps({"data": {"id": "not a list"}}),
-        json.dumps({"data": [PHOTO_POST, *bad_posts]}),
+        json.dumps({"data": [PHOTO_POST, *bad_posts, None]}),
     ]
     rows = _parse(spark, *lines)
     reasons = [r[C.REASON] for r in rows if r[C.REASON] is not None]
@@ -140,11 +140,12 @@ def test_damaged_pages_and_posts_are_quarantined_with_reasons(spark):
         "missing_field:comments.from",
         "missing_field:comments.comments.id",
         "missing_field:reactions.id",
+        "bad_type:data",
     ]
     good = [r[C.EVENT_ID] for r in rows if r[C.REASON] is None]
     assert good == ["fb:post:1029384756_2002"]
-    # Every record (page or post) is one head row: 4 bad pages + 8 posts.
-    assert sum(1 for r in rows if r[EVENT_INDEX] == 0) == 12
+    # Every record (page or post) is one head row: 4 bad pages + 9 posts (one of them null).
+    assert sum(1 for r in rows if r[EVENT_INDEX] == 0) == 13
     # A bad post keeps its own JSON as raw, not the whole page's.
     bad_shares = next(r for r in rows if r[C.REASON] == "bad_type:shares")
     assert json.loads(bad_shares[C.RAW])["shares"] == {"count": "many"}

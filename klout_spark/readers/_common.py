@@ -130,14 +130,15 @@ def hashtags_in_text(text: Column) -> Column:
     return F.array_distinct(F.transform(found, normalize_hashtag))
 
 
-def explode_records(lines: DataFrame, *, items: Column, reason: Column) -> DataFrame:
+def explode_records(lines: DataFrame, *, items: Column, reason: Column, null_reason: str) -> DataFrame:
     """Split each document line (a page of results) into one row per record, the unit of accounting.
 
     ``items`` is the ``array<string>`` of the records' raw JSON; ``reason`` a
     document-level failure (null if the document is readable). A good document
     gives one row per record with ``value`` = the record; a bad or empty one
     (``no_events``) gives one row with ``value`` = the document and the reason
-    in ``_doc_reason``, so it is counted and quarantined once.
+    in ``_doc_reason``, so it is counted and quarantined once. A JSON ``null``
+    among the records is a record of its own with reason ``null_reason``.
     """
     doc_reason = F.coalesce(reason, F.when(F.coalesce(F.size(items), F.lit(0)) <= 0, F.lit("no_events")))
     passthrough = [c for c in lines.columns if c != "value"]
@@ -148,4 +149,9 @@ def explode_records(lines: DataFrame, *, items: Column, reason: Column) -> DataF
         doc_reason.alias("_doc_reason"),
         F.explode(F.when(doc_reason.isNull(), items).otherwise(unreadable)).alias("value"),
     )
-    return split.withColumn("value", F.coalesce(F.col("value"), F.col("_doc"))).drop("_doc")
+    null_record = F.col("_doc_reason").isNull() & F.col("value").isNull()
+    return (
+        split.withColumn("_doc_reason", F.when(null_record, F.lit(null_reason)).otherwise(F.col("_doc_reason")))
+        .withColumn("value", F.coalesce(F.col("value"), F.col("_doc")))
+        .drop("_doc")
+    )

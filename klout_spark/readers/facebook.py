@@ -200,7 +200,7 @@ def parse_facebook_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
             (posts.isNull(), "bad_type:data"),
         ]
     )
-    records = explode_records(lines, items=posts, reason=page_reason)
+    records = explode_records(lines, items=posts, reason=page_reason, null_reason="bad_type:data")
     post = F.col("_post")
     return (
         explode_line_events(

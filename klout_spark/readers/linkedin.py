@@ -362,7 +362,7 @@ def parse_linkedin_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
             (response["elements"].isNotNull() & elements.isNull(), "bad_type:elements"),
         ]
     )
-    records = explode_records(lines, items=items, reason=doc_reason)
+    records = explode_records(lines, items=items, reason=doc_reason, null_reason="bad_type:elements")
     action = F.col("_action")
     return explode_line_events(
         records.withColumn("_action", _social_action(F.col("value"))),
