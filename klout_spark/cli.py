@@ -59,7 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42, help="random seed; same seed, same bytes")
     gen.add_argument("--days", type=int, default=30, help="number of days (default 30)")
     gen.add_argument("--end-date", type=_iso_date, default=None, help="last day of the dump (default 2026-10-31)")
-    gen.add_argument("--format", dest="fmt", default="canonical", help="canonical (default), twitter or reddit")
+    gen.add_argument(
+        "--format", dest="fmt", default="canonical",
+        help="canonical (default), twitter, reddit, or native (each network in its own format: Twitter v1.1, "
+        "Pushshift, Facebook Graph feed pages, LinkedIn member archives)",
+    )
+    gen.add_argument(
+        "--networks", default="twitter,reddit",
+        help="comma-separated networks of the world: twitter,reddit (default) plus facebook and/or linkedin; "
+        "identities then link one account per network",
+    )
     gen.add_argument("--dirty-rate", type=float, default=0.0, help="fraction of damaged records (default 0)")
     gen.add_argument("--out", required=True, help="output folder")
     _settings_args(gen)
@@ -70,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="files or folders (.json/.jsonl/.ndjson/.csv, optionally .gz/.bz2/.zst, or .parquet)",
     )
     ing.add_argument(
-        "--format", dest="fmt", default=None, choices=("auto", "canonical", "twitter", "reddit"),
-        help="input format: auto (detect per file), canonical, twitter (API v1.1), reddit (Pushshift); "
-        "default: ingest.format",
+        "--format", dest="fmt", default=None,
+        choices=("auto", "canonical", "twitter", "reddit", "facebook", "linkedin"),
+        help="input format: auto (detect per file), canonical, twitter (API v1.1), reddit (Pushshift), "
+        "facebook (Graph API feed JSON), linkedin (member archive folder linkedin-archive-<member>, "
+        "or API social-action JSON); default: ingest.format",
     )
     ing.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
     _settings_args(ing)
@@ -157,6 +168,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:  # noqa: 
         events=args.events,
         fmt=args.fmt,
         dirty_rate=args.dirty_rate,
+        networks=tuple(n.strip() for n in args.networks.split(",") if n.strip()),
     )
     print(
         f"wrote {summary.events_written:,} events by {summary.accounts:,} accounts over {summary.days} days "

@@ -16,6 +16,8 @@ POST_ID = "post_id"
 PARENT_POST_ID = "parent_post_id"
 TEXT = "text"
 HASHTAGS = "hashtags"
+# Reshares a platform reports as a number only, without the resharers (Facebook shares.count).
+SHARE_COUNT = "share_count"
 
 # --- profile snapshot fields (event_type = 'profile') ---
 FOLLOWERS_COUNT = "followers_count"

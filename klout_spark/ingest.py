@@ -8,7 +8,9 @@ Exactly once, nothing lost:
   ``bronze_events`` (as one or more typed events) or in ``quarantine`` (one row,
   with a reason code and the raw text), so per file
   ``rows_read == rows_ok + rows_quarantined``, counted in LINES: a tweet line
-  that yields a tweet, three mentions and a profile counts once as ok;
+  that yields a tweet, three mentions and a profile counts once as ok (Facebook
+  feed pages and LinkedIn API responses count each post / element, LinkedIn
+  archive CSVs each record, so one bad post does not take its page with it);
 - the ``ingest_log`` rows are written last and are the commit point: a crash
   before them leaves rows that no reader uses (readers only take committed
   batches) and that the next attempt deletes before writing again.
@@ -35,6 +37,7 @@ unresolved ones are quarantined as ``unknown_parent``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -57,14 +60,23 @@ from klout_spark.io import (
     discover_dump_files,
     file_kind,
     peek_lines,
+    peek_numbered_lines,
     probe_damage,
     read_dump_lines,
     read_parquet_rows,
+    read_text_head,
+    read_whole_files,
     stage_zstd,
     zstd_staged_path,
 )
-from klout_spark.readers import EVENT_INDEX
-from klout_spark.readers._common import CORRUPT, normalized_hashtags, parse_timestamp
+from klout_spark.readers import EVENT_INDEX, linkedin
+from klout_spark.readers._common import (
+    CORRUPT,
+    event_struct,
+    explode_line_events,
+    normalized_hashtags,
+    parse_timestamp,
+)
 from klout_spark.readers.canonical import REQUIRED_FIELDS, parse_canonical_lines
 
 __all__ = [
@@ -89,7 +101,14 @@ CORRUPT_FILE = "corrupt_file"
 UNKNOWN_PARENT = "unknown_parent"
 # Lines peeked per file to detect its format.
 DETECT_LINES = 20
-_NEEDS_PARENT_AUTHOR_TYPES = (schemas.REPLY, schemas.RESHARE, schemas.QUOTE)
+# A pretty-printed JSON file up to this size is read whole to detect its format.
+DETECT_DOCUMENT_MAX_BYTES = 64 * 1024 * 1024
+# Lines searched for a LinkedIn archive file's header (Connections.csv has a preamble).
+ARCHIVE_HEADER_LINES = 50
+MISSING_HEADER = "missing_header"
+_NEEDS_PARENT_AUTHOR_TYPES = (schemas.REPLY, schemas.RESHARE, schemas.QUOTE, schemas.LIKE)
+# Formats whose lines may name a parent post without its author.
+_RESOLVED_FORMATS = (readers.REDDIT, readers.LINKEDIN, readers.LINKEDIN_ARCHIVE)
 
 
 @dataclass(frozen=True)
@@ -162,7 +181,8 @@ def ingest_files(
     Parameters
     ----------
     fmt
-        ``auto`` (detect per file), ``canonical``, ``twitter`` or ``reddit``.
+        ``auto`` (detect per file), ``canonical``, ``twitter``, ``reddit``,
+        ``facebook`` or ``linkedin``.
 
     Raises
     ------
@@ -172,7 +192,7 @@ def ingest_files(
     """
     if fmt not in readers.FORMAT_CHOICES:
         raise InputError(f"format must be one of {list(readers.FORMAT_CHOICES)}, got {fmt!r}")
-    files = discover_dump_files(paths, fmt=fmt)
+    files = [f for f in discover_dump_files(paths, fmt=fmt) if not _other_archive_file(f.path)]
     for f in files:
         _reader_for(f.path, fmt)  # a wrong format/file-kind pair fails before any work
     new_files = _not_yet_ingested(lake, files)
@@ -197,7 +217,7 @@ def ingest_files(
                                       max_raw_chars=max_raw_chars)
     try:
         events = parsed
-        if any(f.format == readers.REDDIT for f in new_files):
+        if any(f.format in _RESOLVED_FORMATS for f in new_files):
             events = resolve_parent_authors(parsed, _known_posts(lake, parsed), max_raw_chars=max_raw_chars)
             events.persist()
         bronze = events.filter(F.col(C.REASON).isNull()).withColumn(C.EVENT_DATE, F.to_date(C.EVENT_TS))
@@ -275,9 +295,28 @@ def _known_posts(lake: Lakehouse, batch: DataFrame) -> DataFrame:
     return earlier.unionByName(current)
 
 
+def _other_archive_file(path: str) -> bool:
+    """A CSV of a LinkedIn archive that holds no activity (Profile.csv, messages.csv...): not ingested."""
+    other = (
+        file_kind(path) == "csv"
+        and linkedin.archive_member(path) is not None
+        and linkedin.archive_kind(path) is None
+    )
+    if other:
+        log.info("ingest: %s is a LinkedIn archive file without activity; skipped", path)
+    return other
+
+
 def _reader_for(path: str, fmt: str) -> str | None:
     """The reader of a file by its kind; None for a JSON-lines file under ``auto`` (detected later)."""
     kind = file_kind(path)
+    if kind == "csv" and fmt in ("auto", readers.LINKEDIN) and linkedin.archive_kind(path) is not None:
+        return readers.LINKEDIN_ARCHIVE
+    if kind == "csv" and fmt == readers.LINKEDIN:
+        raise InputError(
+            f"{path}: LinkedIn CSVs are read from a member archive folder named linkedin-archive-<member> "
+            f"(files {sorted(linkedin.ARCHIVE_FILES)})"
+        )
     if kind in ("csv", "parquet"):
         if fmt not in ("auto", readers.CANONICAL):
             raise InputError(f"{path}: format {fmt!r} has no {kind} form; only canonical events come as {kind}")
@@ -311,6 +350,8 @@ def _prepared(f: SourceFile, fmt: str, staging: str | None, damage: dict[str, st
     if chosen is None:
         head = peek_lines(f.read_path or f.path, limit=DETECT_LINES)
         chosen = next((d for d in map(readers.detect_format, head) if d is not None), None)
+        if chosen is None and head and head[0].lstrip().startswith("{") and f.size_bytes <= DETECT_DOCUMENT_MAX_BYTES:
+            chosen = readers.detect_document(read_text_head(f.read_path or f.path, max_chars=DETECT_DOCUMENT_MAX_BYTES))
         if chosen is None:
             log.warning("ingest: cannot tell the format of %s from its first lines; reading it as canonical", f.path)
             chosen = readers.CANONICAL
@@ -394,9 +435,16 @@ def _parsed_batch(
     parts: list[DataFrame] = []
     for fmt, parse in readers.LINE_PARSERS.items():
         group = [f for f in files if f.format == fmt]
+        documents = [f for f in group if fmt in readers.DOCUMENT_FORMATS and _is_document(f)]
+        group = [f for f in group if f not in documents]
         if group:
             parts.append(_numbered_lines(spark, group, ignore_corrupt).transform(parse, max_raw_chars=max_raw_chars))
+        if documents:
+            whole = read_whole_files(spark, documents, ignore_corrupt=ignore_corrupt)
+            parts.append(whole.transform(parse, max_raw_chars=max_raw_chars))
     for f in files:
+        if f.format == readers.LINKEDIN_ARCHIVE:
+            parts.append(_linkedin_archive(spark, f, ignore_corrupt, max_raw_chars))
         if f.format == readers.CANONICAL_CSV:
             header = next(iter(peek_lines(f.read_path or f.path, limit=1)), "")
             lines = _numbered_lines(spark, [f], ignore_corrupt).filter(
@@ -429,6 +477,36 @@ def _parsed_batch(
         parsed.join(F.broadcast(checksum_of), on=C.SOURCE_PATH, how="left")
         .withColumn(C.BATCH_ID, F.lit(batch_id))
         .withColumn(C.INGESTED_AT, F.lit(ingested_at).cast("timestamp"))
+    )
+
+
+def _is_document(f: SourceFile) -> bool:
+    """A JSON file whose first non-blank line is not a whole JSON value: one pretty-printed document."""
+    head = peek_lines(f.read_path or f.path, limit=1)
+    if not head:
+        return False
+    try:
+        json.loads(head[0])
+    except ValueError:
+        return True
+    return False
+
+
+def _linkedin_archive(spark, f: SourceFile, ignore_corrupt: bool, max_raw_chars: int) -> DataFrame:
+    """One archive CSV: its records after the header (preamble lines are not records), parsed."""
+    kind = linkedin.archive_kind(f.path)
+    member = linkedin.archive_member(f.path)
+    found = linkedin.find_header(peek_numbered_lines(f.read_path or f.path, limit=ARCHIVE_HEADER_LINES), kind)
+    lines = read_dump_lines(spark, [f], ignore_corrupt=ignore_corrupt).transform(with_line_numbers)
+    if found is None:
+        # No header: nothing can be read by column name; every record is kept in quarantine.
+        records = linkedin.csv_records(lines)
+        reason = F.lit(f"{MISSING_HEADER}:{','.join(linkedin.REQUIRED_COLUMNS[kind])}")
+        return explode_line_events(records, events=F.array(event_struct()), reason=reason, max_raw_chars=max_raw_chars)
+    header_line, header = found
+    records = linkedin.csv_records(lines.filter(F.col(C.SOURCE_LINE) > header_line))
+    return linkedin.parse_linkedin_archive(
+        records, kind=kind, header=header, member=member, max_raw_chars=max_raw_chars
     )
 
 

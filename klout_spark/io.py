@@ -87,7 +87,10 @@ class Lakehouse:
 
     def append(self, df: DataFrame, table: str, schema: T.StructType, *, partition_by: Sequence[str] = ()) -> None:
         self.ensure(table, schema, partition_by=partition_by)
-        _conform(df, schema).write.format("delta").mode("append").save(self.path(table))
+        # mergeSchema: a table created before a nullable column was added to its schema gains it.
+        _conform(df, schema).write.format("delta").mode("append").option("mergeSchema", "true").save(
+            self.path(table)
+        )
 
     def overwrite_slice(
         self,
@@ -314,6 +317,30 @@ def peek_lines(path: str, *, limit: int) -> list[str]:
     return lines
 
 
+def peek_numbered_lines(path: str, *, limit: int) -> list[tuple[int, str]]:
+    """The first ``limit`` lines of a text dump with their 1-based numbers, blank ones included."""
+    lines: list[tuple[int, str]] = []
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                lines.append((number, line.rstrip("\r\n")))
+                if number >= limit:
+                    break
+    except (OSError, EOFError, ValueError) as exc:  # damaged: the caller uses what was read
+        log.debug("peek %s stopped: %s", path, exc)
+    return lines
+
+
+def read_text_head(path: str, *, max_chars: int) -> str:
+    """Up to ``max_chars`` characters from the start of a text dump (decompressed); empty if unreadable."""
+    try:
+        with _open_text(path) as handle:
+            return handle.read(max_chars)
+    except (OSError, EOFError, ValueError) as exc:
+        log.debug("read %s stopped: %s", path, exc)
+        return ""
+
+
 def zstd_staged_path(path: str, staging_dir: str) -> str:
     """Where :func:`stage_zstd` puts the decompressed copy of ``path``."""
     return str(Path(staging_dir) / (hashlib.sha256(path.encode()).hexdigest()[:16] + "-" + Path(path).name[:-4]))
@@ -374,6 +401,27 @@ def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_
             F.monotonically_increasing_id().alias("ordinal"),
             F.col("value"),
         )
+    )
+
+
+def read_whole_files(spark: SparkSession, files: Sequence[SourceFile], *, ignore_corrupt: bool = False) -> DataFrame:
+    """Read each of ``files`` as ONE text value (a pretty-printed JSON document).
+
+    Returns ``source_path``, ``source_line`` (1: the document starts there) and
+    ``value``. A file is one row, so it must fit in an executor's memory: this is
+    for saved API responses, not for dumps.
+    """
+    if not files:
+        raise InputError("read_whole_files: no files to read")
+    staged = {f.read_path: f.path for f in files if f.read_path}
+    path = _local_path(F.col("_metadata.file_path"))
+    if staged:
+        mapping = F.create_map(*[F.lit(x) for pair in staged.items() for x in pair])
+        path = F.coalesce(mapping[path], path)
+    return (
+        spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
+        .text([f.read_path or f.path for f in files], wholetext=True)
+        .select(path.alias(C.SOURCE_PATH), F.lit(1).cast("long").alias(C.SOURCE_LINE), F.col("value"))
     )
 
 

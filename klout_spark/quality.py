@@ -239,6 +239,7 @@ def bronze_events_suite(*, min_event_ts: datetime, max_event_ts: datetime) -> gx
             ),
             E.ExpectColumnValuesToNotBeNull(column=C.POST_ID, row_condition=event_type.is_in(AUTHORED_TYPES)),
             *[E.ExpectColumnValuesToBeBetween(column=name, min_value=0) for name in PROFILE_COUNT_COLUMNS],
+            E.ExpectColumnValuesToBeBetween(column=C.SHARE_COUNT, min_value=0),
         ],
     )
 

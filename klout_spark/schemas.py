@@ -62,6 +62,7 @@ CANONICAL_EVENT_SCHEMA = T.StructType(
         _f(C.POSTS_COUNT, _L),
         _f(C.ACCOUNT_CREATED_AT, _TS),
         _f(C.VERIFIED, T.BooleanType()),
+        _f(C.SHARE_COUNT, _L),
     ]
 )
 

@@ -64,6 +64,7 @@ def event(line: int, **overrides):
         C.POSTS_COUNT: None,
         C.ACCOUNT_CREATED_AT: None,
         C.VERIFIED: None,
+        C.SHARE_COUNT: None,
         C.SOURCE_PATH: "dump.jsonl",
         C.SOURCE_CHECKSUM: "sha",
         C.SOURCE_LINE: line,
@@ -128,6 +129,7 @@ BAD_ROWS = {
     f"{BETWEEN}:following_count": [event(114, **PROFILE, **{C.FOLLOWING_COUNT: -1})],
     f"{BETWEEN}:listed_count": [event(115, **PROFILE, **{C.LISTED_COUNT: -3})],
     f"{BETWEEN}:posts_count": [event(116, **PROFILE, **{C.POSTS_COUNT: -1})],
+    f"{BETWEEN}:share_count": [event(117, **{C.SHARE_COUNT: -2})],
 }
 # Fails event_id and actor_id: the reason is the first in suite order.
 DOUBLE_BAD = event(201, **{C.EVENT_ID: None, C.ACTOR_ID: None})

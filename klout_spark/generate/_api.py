@@ -17,9 +17,13 @@ from klout_spark.generate._output import DayWriter, write_ground_truth, write_id
 from klout_spark.generate._platforms import RedditFormat, TwitterFormat
 from klout_spark.generate._population import SECONDS_PER_DAY, WorldPlan, build_population, epoch_seconds
 from klout_spark.generate._simulate import FIRST_WINDOW_POST_ID, Simulator
+from klout_spark.generate._social import FacebookFormat, LinkedInArchives
 
 SIZES: dict[str, int] = {"S": 100_000, "M": 1_000_000, "L": 10_000_000, "XL": 100_000_000}
-FORMATS: tuple[str, ...] = ("canonical", "twitter", "reddit")
+FORMATS: tuple[str, ...] = ("canonical", "twitter", "reddit", "native")
+DEFAULT_NETWORKS: tuple[str, ...] = ("twitter", "reddit")
+# Where native mode puts the LinkedIn member archives (one folder per member).
+LINKEDIN_DIR = "linkedin"
 # Fixed so that output never depends on the day the generator runs.
 DEFAULT_END_DATE = date(2026, 10, 31)
 MIN_EVENTS = 10_000
@@ -64,6 +68,16 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _check_networks(networks) -> tuple[int, ...]:
+    names = tuple(networks) if not isinstance(networks, str) else (networks,)
+    unknown = [n for n in names if n not in V.NETWORKS]
+    if unknown or not {"twitter", "reddit"} <= set(names):
+        raise ValueError(
+            f"networks: expected twitter and reddit plus any of facebook, linkedin, got {list(names)!r}"
+        )
+    return tuple(sorted({V.NETWORKS.index(n) for n in names}))
+
+
 def _check_args(size, seed, days, end_date, events, fmt, dirty_rate) -> None:
     if size not in SIZES:
         raise ValueError(f"size: expected one of {sorted(SIZES)}, got {size!r}")
@@ -98,7 +112,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
     ours = [
         entry
         for entry in entries
-        if (entry.is_dir() and (_DAY_DIR.match(entry.name) or entry.name == "_ground_truth"))
+        if (entry.is_dir() and (_DAY_DIR.match(entry.name) or entry.name in ("_ground_truth", LINKEDIN_DIR)))
         or entry.name == "_identities.csv"
     ]
     if not (out_dir / "_ground_truth" / "README.txt").is_file() or len(ours) != len(entries):
@@ -123,6 +137,7 @@ def generate_dump(
     events: int | None = None,
     fmt: str = "canonical",
     dirty_rate: float = 0.0,
+    networks: tuple[str, ...] = DEFAULT_NETWORKS,
 ) -> GenerateSummary:
     """Write a synthetic activity dump with planted manipulation patterns and its ground truth.
 
@@ -147,9 +162,17 @@ def generate_dump(
         the Reddit network's submissions, comments and crossposts as Pushshift ndjson.
         Likes, follows, unfollows, list adds and standalone profiles cannot be expressed
         there and are absent; the ground truth still describes the whole world.
+        "native" writes every network in its own platform format: ``twitter-NNNNN.jsonl.gz``
+        (v1.1), ``reddit-NNNNN.jsonl.gz`` (Pushshift), ``facebook-NNNNN.jsonl.gz`` (Graph API
+        feed pages) per day, and LinkedIn member archives under ``linkedin/`` (see
+        :mod:`klout_spark.generate._social`); it takes no dirty lines.
     dirty_rate : float
         Fraction of written lines that are dirty (duplicates, malformed, missing fields,
         wrong types, future timestamps), in [0, 0.5].
+    networks : tuple of str
+        Networks of the world: "twitter" and "reddit" (default), plus "facebook" and/or
+        "linkedin". With more networks, each person of ``_identities.csv`` owns one account
+        on each of them.
 
     Returns
     -------
@@ -168,6 +191,9 @@ def generate_dump(
     simulated and written one at a time, so memory is bounded by one day of events.
     """
     _check_args(size, seed, days, end_date, events, fmt, dirty_rate)
+    network_codes = _check_networks(networks)
+    if fmt == "native" and dirty_rate:
+        raise ValueError(f"dirty_rate: the native format takes no dirty lines, got {dirty_rate!r}")
     if isinstance(end_date, datetime):
         end_date = end_date.date()
     end_date = end_date or DEFAULT_END_DATE
@@ -178,7 +204,9 @@ def generate_dump(
 
     world_seed, simulation_seed, dirty_seed = np.random.SeedSequence(int(seed)).spawn(3)
     plan = WorldPlan.for_size(target_events, days)
-    population = build_population(np.random.Generator(np.random.PCG64(world_seed)), plan, start_date)
+    population = build_population(
+        np.random.Generator(np.random.PCG64(world_seed)), plan, start_date, networks=network_codes
+    )
     target = population.sybil_target
     target_name = (
         "@" + V.screen_names([int(population.network[target])], [int(population.local_id[target])])[0]
@@ -187,7 +215,13 @@ def generate_dump(
     simulator = Simulator(
         population, plan, text_pool, np.random.Generator(np.random.PCG64(simulation_seed)), start_date
     )
-    if fmt == "twitter":
+    natives = []
+    if fmt == "native":
+        classes = {V.TWITTER: TwitterFormat, V.REDDIT: RedditFormat, V.FACEBOOK: FacebookFormat,
+                   V.LINKEDIN: LinkedInArchives}
+        natives = [classes[code](population, text_pool, start_date) for code in network_codes]
+        serializer = natives[0]
+    elif fmt == "twitter":
         serializer = TwitterFormat(population, text_pool, start_date)
     elif fmt == "reddit":
         serializer = RedditFormat(population, text_pool, start_date)
@@ -204,6 +238,14 @@ def generate_dump(
     events_written = 0
     for day in range(days):
         day_events = simulator.simulate_day(day)
+        if natives:
+            for native in natives:
+                writer = DayWriter(out_path / day_events.day.isoformat(), prefix=native.name)
+                for start in range(0, len(day_events), _FORMAT_CHUNK):
+                    writer.write(native.lines(day_events, start, min(start + _FORMAT_CHUNK, len(day_events))))
+                files.extend(str(path) for path in writer.close())
+                events_written += writer.lines_written
+            continue
         writer = DayWriter(out_path / day_events.day.isoformat())
         for start in range(0, len(day_events), _FORMAT_CHUNK):
             lines = serializer.lines(day_events, start, min(start + _FORMAT_CHUNK, len(day_events)))
@@ -212,6 +254,11 @@ def generate_dump(
         events_written += writer.lines_written
         dirty.end_day()
 
+    for native in natives:
+        if isinstance(native, LinkedInArchives):
+            archive_files = native.write(out_path / LINKEDIN_DIR)
+            files.extend(str(path) for path in archive_files)
+            events_written += native.rows_written
     write_identities(out_path / "_identities.csv", population)
     params = {
         "generator_version": _GENERATOR_VERSION,
@@ -229,6 +276,8 @@ def generate_dump(
         "pods": [len(members) for members in population.pods],
         "persons": len(population.identities),
     }
+    if network_codes != V.BASE_NETWORKS:
+        params["networks"] = [V.NETWORKS[code] for code in network_codes]
     write_ground_truth(
         out_path / "_ground_truth",
         population,

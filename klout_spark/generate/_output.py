@@ -28,8 +28,9 @@ class DayWriter:
         Folder of the day (created).
     """
 
-    def __init__(self, day_dir: Path) -> None:
+    def __init__(self, day_dir: Path, prefix: str = "events") -> None:
         self.day_dir = day_dir
+        self.prefix = prefix
         self.files: list[Path] = []
         self.lines_written = 0
         self._part_lines = 0
@@ -52,7 +53,7 @@ class DayWriter:
     def _open_part(self) -> None:
         self._close_part()
         self.day_dir.mkdir(parents=True, exist_ok=True)
-        path = self.day_dir / f"events-{len(self.files):05d}.jsonl.gz"
+        path = self.day_dir / f"{self.prefix}-{len(self.files):05d}.jsonl.gz"
         self._raw = open(path, "wb")  # noqa: SIM115 - closed in _close_part
         self._gzip = gzip.GzipFile(
             filename="", mode="wb", fileobj=self._raw, compresslevel=GZIP_LEVEL, mtime=0
@@ -84,10 +85,10 @@ def _account_order(population: Population) -> np.ndarray:
 
 
 def write_identities(path: Path, population: Population) -> None:
-    """``person_id,network,user_id``: two rows per person owning an account on each network."""
+    """``person_id,network,user_id``: one row per account of each person (one account per network)."""
     rows = []
-    for person, twitter_account, reddit_account in population.identities:
-        for account in (twitter_account, reddit_account):
+    for person, *accounts in population.identities:
+        for account in accounts:
             rows.append(
                 (f"p:{person}", V.NETWORKS[population.network[account]], population.user_ids[account])
             )

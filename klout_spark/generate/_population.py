@@ -152,7 +152,8 @@ class Population:
     one_post_account : int
     one_post_day : int
     identities : list of tuple
-        ``(person_number, twitter_account, reddit_account)``.
+        ``(person_number, twitter_account, reddit_account[, facebook_account, linkedin_account])``:
+        one account per network of the world, in network code order.
     """
 
     network: np.ndarray
@@ -184,7 +185,7 @@ class Population:
     inactive_follow_day: np.ndarray
     one_post_account: int
     one_post_day: int
-    identities: list[tuple[int, int, int]]
+    identities: list[tuple[int, ...]]
 
     @property
     def size(self) -> int:
@@ -231,7 +232,22 @@ def _influence_band(
     return np.nonzero(eligible & (population_influence >= low) & (population_influence <= high))[0]
 
 
-def build_population(rng: np.random.Generator, plan: WorldPlan, start_date: date) -> Population:
+# In a world with more networks, the share of ordinary accounts on each (Twitter, Reddit, Facebook, LinkedIn).
+_EXTENDED_SHARES = {V.TWITTER: 0.4, V.REDDIT: 0.2, V.FACEBOOK: 0.25, V.LINKEDIN: 0.15}
+
+
+def _assign_networks(draws: np.ndarray, twitter_share: float, networks: tuple[int, ...]) -> np.ndarray:
+    """Network per account from uniform draws: Twitter/Reddit by ``twitter_share`` in the base world."""
+    if networks == V.BASE_NETWORKS or twitter_share >= 1.0:
+        return np.where(draws < twitter_share, V.TWITTER, V.REDDIT).astype(np.int8)
+    weights = np.array([_EXTENDED_SHARES[code] for code in networks])
+    edges = np.cumsum(weights / weights.sum())
+    return np.array(networks, dtype=np.int8)[np.minimum(np.searchsorted(edges, draws, side="right"), len(edges) - 1)]
+
+
+def build_population(
+    rng: np.random.Generator, plan: WorldPlan, start_date: date, networks: tuple[int, ...] = V.BASE_NETWORKS
+) -> Population:
     """Draw every account of the world and plant the manipulation patterns.
 
     Parameters
@@ -242,6 +258,10 @@ def build_population(rng: np.random.Generator, plan: WorldPlan, start_date: date
         Population sizes.
     start_date : datetime.date
         First day of the window (account creation dates are relative to it).
+    networks : tuple of int
+        Network codes of the world: Twitter and Reddit, optionally Facebook and LinkedIn.
+        Planted fakes (sybils, bought followers) stay on Twitter; with more networks,
+        persons own one account on each network.
 
     Returns
     -------
@@ -258,17 +278,14 @@ def build_population(rng: np.random.Generator, plan: WorldPlan, start_date: date
     ]
     role = np.concatenate([np.full(count, code, dtype=np.int8) for code, count, _ in blocks])
     network = np.concatenate(
-        [
-            np.where(rng.random(count) < twitter_share, V.TWITTER, V.REDDIT).astype(np.int8)
-            for _, count, twitter_share in blocks
-        ]
+        [_assign_networks(rng.random(count), twitter_share, networks) for _, count, twitter_share in blocks]
     )
     order = rng.permutation(len(role))
     role, network = role[order], network[order]
     n = len(role)
 
     local_id = np.zeros(n, dtype=np.int64)
-    for code in (V.TWITTER, V.REDDIT):
+    for code in networks:
         members = network == code
         local_id[members] = np.arange(1, int(members.sum()) + 1)
 
@@ -372,15 +389,15 @@ def build_population(rng: np.random.Generator, plan: WorldPlan, start_date: date
 
     # --- persons with one account on each network; their topics agree ---
     pairable = role == V.GENUINE
-    twitter_pool = np.nonzero(pairable & (network == V.TWITTER))[0]
-    reddit_pool = np.nonzero(pairable & (network == V.REDDIT))[0]
-    n_persons = int(0.1 * min(len(twitter_pool), len(reddit_pool)))
-    twitter_side = np.sort(rng.choice(twitter_pool, size=n_persons, replace=False))
-    reddit_side = rng.choice(reddit_pool, size=n_persons, replace=False)
-    covers[reddit_side] = covers[twitter_side]
-    interests[reddit_side] = interests[twitter_side]
+    pools = [np.nonzero(pairable & (network == code))[0] for code in networks]
+    n_persons = int(0.1 * min(len(pool) for pool in pools))
+    sides = [np.sort(rng.choice(pools[0], size=n_persons, replace=False))]
+    sides += [rng.choice(pool, size=n_persons, replace=False) for pool in pools[1:]]
+    for side in sides[1:]:
+        covers[side] = covers[sides[0]]
+        interests[side] = interests[sides[0]]
     identities = [
-        (k + 1, int(tw), int(rd)) for k, (tw, rd) in enumerate(zip(twitter_side, reddit_side, strict=True))
+        (k + 1, *(int(account) for account in accounts)) for k, accounts in enumerate(zip(*sides, strict=True))
     ]
 
     prefixes = np.array(V.NETWORK_PREFIXES)[network]

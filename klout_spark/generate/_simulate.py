@@ -85,9 +85,17 @@ _ORGANIC_MIX = {
         V.LIST_ADD: 0.0,
     },
 }
-_MENTION_PROBABILITY = {V.TWITTER: 0.2, V.REDDIT: 0.04}
+_ORGANIC_MIX[V.FACEBOOK] = {
+    V.POST: 0.14, V.REPLY: 0.16, V.RESHARE: 0.04, V.QUOTE: 0.0, V.LIKE: 0.58, V.FOLLOW: 0.08,
+    V.UNFOLLOW: 0.0, V.LIST_ADD: 0.0,
+}
+_ORGANIC_MIX[V.LINKEDIN] = {
+    V.POST: 0.12, V.REPLY: 0.12, V.RESHARE: 0.04, V.QUOTE: 0.02, V.LIKE: 0.55, V.FOLLOW: 0.15,
+    V.UNFOLLOW: 0.0, V.LIST_ADD: 0.0,
+}
+_MENTION_PROBABILITY = {V.TWITTER: 0.2, V.REDDIT: 0.04, V.FACEBOOK: 0.1, V.LINKEDIN: 0.0}
 # Probability that an original post carries its topic as a hashtag (Reddit: always, the subreddit).
-_TAG_PROBABILITY = {V.TWITTER: 0.7, V.REDDIT: 1.0}
+_TAG_PROBABILITY = {V.TWITTER: 0.7, V.REDDIT: 1.0, V.FACEBOOK: 0.4, V.LINKEDIN: 0.6}
 _TOPIC_ENGAGEMENT_SHARE = 0.8
 # Budget shares of the planted patterns (fractions of all events).
 _SPAM_SHARE = 0.06
@@ -278,38 +286,43 @@ class Simulator:
         self.todays_follow_keys: list[np.ndarray] = []
         self.recent_like_keys: deque[np.ndarray] = deque(maxlen=_POOL_DAYS)
         self.recent_reshare_keys: deque[np.ndarray] = deque(maxlen=_POOL_DAYS)
-        self.next_post_id = [FIRST_WINDOW_POST_ID, FIRST_WINDOW_POST_ID]
-        self.next_pre_window_post_id = [_FIRST_PRE_WINDOW_POST_ID, _FIRST_PRE_WINDOW_POST_ID]
-        self.next_event_number = [1, 1]
+        # Networks of this world, in code order (Twitter and Reddit, then the optional ones).
+        self.networks = tuple(int(code) for code in np.unique(population.network))
+        n_networks = len(V.NETWORKS)
+        self.next_post_id = [FIRST_WINDOW_POST_ID] * n_networks
+        self.next_pre_window_post_id = [_FIRST_PRE_WINDOW_POST_ID] * n_networks
+        self.next_event_number = [1] * n_networks
         self.events_so_far = 0
         self.new_profiles_last_day = 0
         self.hours = WeightedSampler(np.arange(24), _HOUR_WEIGHT)
         self._build_samplers()
-        self.pools = [_PostPool(), _PostPool()]
+        self.pools = [_PostPool() for _ in V.NETWORKS]
         self._seed_pre_window_posts()
 
     # ------------------------------------------------------------------ setup
     def _build_samplers(self) -> None:
         pop = self.pop
         organic = pop.is_organic()
-        self.posters: list[WeightedSampler] = []
-        self.engagers: list[WeightedSampler] = []
-        self.topic_engagers: list[list[WeightedSampler]] = []
-        self.followable: list[WeightedSampler] = []
-        self.listable: list[WeightedSampler] = []
-        self.network_accounts: list[np.ndarray] = []
-        self.organic_share = np.zeros(2)
+        # Indexed by network code; networks absent from the world keep None.
+        slots = len(V.NETWORKS)
+        self.posters: list[WeightedSampler] = [None] * slots
+        self.engagers: list[WeightedSampler] = [None] * slots
+        self.topic_engagers: list[list[WeightedSampler]] = [None] * slots
+        self.followable: list[WeightedSampler] = [None] * slots
+        self.listable: list[WeightedSampler] = [None] * slots
+        self.network_accounts: list[np.ndarray] = [None] * slots
+        self.organic_share = np.zeros(len(V.NETWORKS))
         post_rate = pop.post_rate.copy()
         # The sybil target's posts are scheduled by the sybil step (daily), not drawn here.
         post_rate[pop.sybil_target] = 0.0
-        for network in (V.TWITTER, V.REDDIT):
+        for network in self.networks:
             in_network = pop.network == network
             accounts = np.nonzero(in_network)[0]
-            self.network_accounts.append(accounts)
+            self.network_accounts[network] = accounts
             posters = np.nonzero(in_network & (post_rate > 0))[0]
-            self.posters.append(WeightedSampler(posters, post_rate[posters]))
+            self.posters[network] = WeightedSampler(posters, post_rate[posters])
             engagers = np.nonzero(in_network & organic & (pop.engage_rate > 0))[0]
-            self.engagers.append(WeightedSampler(engagers, pop.engage_rate[engagers]))
+            self.engagers[network] = WeightedSampler(engagers, pop.engage_rate[engagers])
             per_topic = []
             for topic in range(V.N_TOPICS):
                 interested = engagers[(pop.interests[engagers] == topic).any(axis=1)]
@@ -318,17 +331,17 @@ class Simulator:
                 per_topic.append(
                     WeightedSampler(interested, pop.engage_rate[interested] * (1.0 + writes_about))
                 )
-            self.topic_engagers.append(per_topic)
+            self.topic_engagers[network] = per_topic
             known = np.nonzero(in_network & (pop.influence > 0))[0]
-            self.followable.append(WeightedSampler(known, pop.influence[known]))
-            self.listable.append(WeightedSampler(known, pop.influence[known] ** 1.3))
+            self.followable[network] = WeightedSampler(known, pop.influence[known])
+            self.listable[network] = WeightedSampler(known, pop.influence[known] ** 1.3)
             self.organic_share[network] = pop.post_rate[posters].sum() + pop.engage_rate[engagers].sum()
         self.organic_share /= self.organic_share.sum()
 
     def _seed_pre_window_posts(self) -> None:
         """Posts written in the days before the window: early engagement points at them."""
         daily_posts = self.plan.target_events / self.plan.days * 0.13
-        for network in (V.TWITTER, V.REDDIT):
+        for network in self.networks:
             for age in range(_POOL_DAYS, 0, -1):
                 count = self.rng.poisson(daily_posts * self.organic_share[network])
                 authors = self.posters[network].draw(self.rng, count)
@@ -565,7 +578,7 @@ class Simulator:
         """High-volume, low-quality likes, mentions and follows of random accounts; near-duplicate posts."""
         rng, pop = self.rng, self.pop
         per_bot = _SPAM_SHARE * self.plan.target_events / self.plan.days / max(len(pop.spam_bots), 1)
-        for network in (V.TWITTER, V.REDDIT):
+        for network in self.networks:
             bots = pop.spam_bots[pop.network[pop.spam_bots] == network]
             if len(bots) == 0:
                 continue
@@ -789,7 +802,7 @@ class Simulator:
         first, last = np.searchsorted(pop.inactive_follow_day, [day, day + 1])
         followers = pop.inactive_follow_account[first:last]
         followed = np.empty(len(followers), dtype=np.int64)
-        for network in (V.TWITTER, V.REDDIT):
+        for network in self.networks:
             rows = np.nonzero(pop.network[followers] == network)[0]
             followed[rows] = self.followable[network].draw(self.rng, len(rows))
         self._add_follows(batch, followers, followed, self._rhythm_ts(len(followers)), planted=True)
@@ -872,7 +885,7 @@ class Simulator:
         day_total = max(remaining, 0) * self.weights[day] / self.weights[day:].sum()
         expected_profiles = int((self.next_profile_day == day).sum()) + self.new_profiles_last_day
         organic_budget = max(day_total - batch.planted_rows - expected_profiles, 0.0)
-        for network in (V.TWITTER, V.REDDIT):
+        for network in self.networks:
             self._organic(batch, day, network, organic_budget * self.organic_share[network])
 
         columns = batch.columns()
@@ -913,7 +926,7 @@ class Simulator:
         profile_row = profile_row[order]
         event_number = np.zeros(len(order), dtype=np.int64)
         networks = pop.network[columns["actor"]]
-        for network in (V.TWITTER, V.REDDIT):
+        for network in self.networks:
             rows = np.nonzero(networks == network)[0]
             event_number[rows] = np.arange(len(rows)) + self.next_event_number[network]
             self.next_event_number[network] += len(rows)

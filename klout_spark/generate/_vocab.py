@@ -11,10 +11,14 @@ import json
 import numpy as np
 
 # --- networks -------------------------------------------------------------------------
-NETWORKS: tuple[str, ...] = ("twitter", "reddit")
-NETWORK_PREFIXES: tuple[str, ...] = ("tw", "rd")
+NETWORKS: tuple[str, ...] = ("twitter", "reddit", "facebook", "linkedin")
+NETWORK_PREFIXES: tuple[str, ...] = ("tw", "rd", "fb", "li")
 TWITTER = 0
 REDDIT = 1
+FACEBOOK = 2
+LINKEDIN = 3
+# The world always has Twitter and Reddit (the planted patterns live there); the others are optional.
+BASE_NETWORKS: tuple[int, ...] = (TWITTER, REDDIT)
 
 # --- event types (codes index EVENT_TYPES) ---------------------------------------------
 EVENT_TYPES: tuple[str, ...] = (

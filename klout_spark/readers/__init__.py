@@ -12,8 +12,12 @@ once in ``rows_ok`` however many events it yields, a bad line once in
 
 Formats (``--format``): ``canonical`` (by file name: JSON lines, ``.csv`` with a
 header, or ``.parquet``), ``twitter`` (API v1.1 tweet JSON), ``reddit``
-(Pushshift ndjson), or ``auto``: each file's format is detected from its first
-non-blank lines (:func:`detect_format`) and recorded in ``ingest_log.format``.
+(Pushshift ndjson), ``facebook`` (Graph API feed responses), ``linkedin``
+(member archive CSVs in a ``linkedin-archive-<member>`` folder, logged as
+``linkedin_archive``, or API social-action JSON), or ``auto``: each file's
+format is detected from its first non-blank lines (:func:`detect_format`), from
+the whole document for a pretty-printed JSON file, or from its name for a
+LinkedIn archive, and recorded in ``ingest_log.format``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from klout_spark.readers.canonical import (
     parse_canonical_lines,
     parse_canonical_parquet,
 )
+from klout_spark.readers.facebook import parse_facebook_lines
+from klout_spark.readers.linkedin import archive_kind, parse_linkedin_archive, parse_linkedin_lines
 from klout_spark.readers.reddit import parse_reddit_lines
 from klout_spark.readers.twitter import parse_twitter_lines
 
@@ -35,25 +41,41 @@ CANONICAL_CSV = "canonical_csv"
 CANONICAL_PARQUET = "canonical_parquet"
 TWITTER = "twitter"
 REDDIT = "reddit"
+FACEBOOK = "facebook"
+LINKEDIN = "linkedin"
+LINKEDIN_ARCHIVE = "linkedin_archive"
 # What --format accepts.
-FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, REDDIT)
+FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, REDDIT, FACEBOOK, LINKEDIN)
 # Formats whose records are JSON text lines, with their parsers.
 LINE_PARSERS = {CANONICAL: parse_canonical_lines, TWITTER: parse_twitter_lines, REDDIT: parse_reddit_lines}
+LINE_PARSERS[FACEBOOK] = parse_facebook_lines
+LINE_PARSERS[LINKEDIN] = parse_linkedin_lines
+# JSON formats whose file may also be one pretty-printed document (read whole).
+DOCUMENT_FORMATS: tuple[str, ...] = (FACEBOOK, LINKEDIN)
 
 __all__ = [
     "CANONICAL",
     "CANONICAL_CSV",
     "CANONICAL_PARQUET",
+    "DOCUMENT_FORMATS",
     "EVENT_INDEX",
+    "FACEBOOK",
     "FORMAT_CHOICES",
     "LINE_PARSERS",
+    "LINKEDIN",
+    "LINKEDIN_ARCHIVE",
     "REDDIT",
     "TWITTER",
+    "archive_kind",
+    "detect_document",
     "detect_format",
     "parquet_rows_as_lines",
     "parse_canonical_csv_lines",
     "parse_canonical_lines",
     "parse_canonical_parquet",
+    "parse_facebook_lines",
+    "parse_linkedin_archive",
+    "parse_linkedin_lines",
     "parse_reddit_lines",
     "parse_twitter_lines",
 ]
@@ -80,4 +102,26 @@ def detect_format(line: str) -> str | None:
         return TWITTER
     if "author" in record and "subreddit" in record:
         return REDDIT
+    return _detect_social(record)
+
+
+def _detect_social(record: dict) -> str | None:
+    """facebook: a ``data`` list of objects with ``created_time``; linkedin: social actions
+    (``actor`` and ``object``), alone or as ``elements`` of a response."""
+    data = record.get("data")
+    if isinstance(data, list) and any(isinstance(p, dict) and "created_time" in p for p in data):
+        return FACEBOOK
+    elements = record.get("elements")
+    items = elements if isinstance(elements, list) else [record]
+    if any(isinstance(e, dict) and "actor" in e and "object" in e for e in items):
+        return LINKEDIN
     return None
+
+
+def detect_document(text: str) -> str | None:
+    """The format of a whole pretty-printed JSON document (one saved API response), or None."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return _detect_social(record) if isinstance(record, dict) else None

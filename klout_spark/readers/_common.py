@@ -117,3 +117,41 @@ def explode_line_events(
         F.when(raw_wanted, F.substring("value", 1, max_raw_chars)).alias(C.RAW),
         F.col(EVENT_INDEX).cast("long").alias(EVENT_INDEX),
     )
+
+
+def parse_offset_time(text: Column) -> Column:
+    """``2019-03-01T12:00:00+0000`` (an offset without a colon, as Facebook writes it), else ISO-8601 or epoch."""
+    return F.coalesce(F.try_to_timestamp(F.trim(text), F.lit("yyyy-MM-dd'T'HH:mm:ssZ")), parse_timestamp(text))
+
+
+def hashtags_in_text(text: Column) -> Column:
+    """Distinct ``#tags`` written in free text, normalized; an empty array for no text."""
+    found = F.regexp_extract_all(F.coalesce(text, F.lit("")), F.lit(r"(?<![\w&])#(\w+)"), 1)
+    return F.array_distinct(F.transform(found, normalize_hashtag))
+
+
+def explode_records(lines: DataFrame, *, items: Column, reason: Column, null_reason: str) -> DataFrame:
+    """Split each document line (a page of results) into one row per record, the unit of accounting.
+
+    ``items`` is the ``array<string>`` of the records' raw JSON; ``reason`` a
+    document-level failure (null if the document is readable). A good document
+    gives one row per record with ``value`` = the record; a bad or empty one
+    (``no_events``) gives one row with ``value`` = the document and the reason
+    in ``_doc_reason``, so it is counted and quarantined once. A JSON ``null``
+    among the records is a record of its own with reason ``null_reason``.
+    """
+    doc_reason = F.coalesce(reason, F.when(F.coalesce(F.size(items), F.lit(0)) <= 0, F.lit("no_events")))
+    passthrough = [c for c in lines.columns if c != "value"]
+    unreadable = F.array(F.lit(None).cast("string"))
+    split = lines.select(
+        *passthrough,
+        F.col("value").alias("_doc"),
+        doc_reason.alias("_doc_reason"),
+        F.explode(F.when(doc_reason.isNull(), items).otherwise(unreadable)).alias("value"),
+    )
+    null_record = F.col("_doc_reason").isNull() & F.col("value").isNull()
+    return (
+        split.withColumn("_doc_reason", F.when(null_record, F.lit(null_reason)).otherwise(F.col("_doc_reason")))
+        .withColumn("value", F.coalesce(F.col("value"), F.col("_doc")))
+        .drop("_doc")
+    )

@@ -57,7 +57,7 @@ def parse_canonical_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
         C.ACCOUNT_CREATED_AT: parse_timestamp(field(C.ACCOUNT_CREATED_AT)),
         C.HASHTAGS: normalized_hashtags(field(C.HASHTAGS)),
         C.VERIFIED: F.lower(F.trim(field(C.VERIFIED))).try_cast("boolean"),
-        **{name: F.trim(field(name)).try_cast("long") for name in _COUNT_FIELDS},
+        **{name: F.trim(field(name)).try_cast("long") for name in (*_COUNT_FIELDS, C.SHARE_COUNT)},
     }
     not_an_object = ~F.ltrim(F.col("value")).startswith("{")
     malformed = F.col("_rec").isNull() | field(CORRUPT).isNotNull() | not_an_object
@@ -67,7 +67,7 @@ def parse_canonical_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
         (field(C.EVENT_TS).isNull(), F.lit(f"missing_field:{C.EVENT_TS}")),
         (typed[C.EVENT_TS].isNull(), F.lit("bad_timestamp")),
     ]
-    for name in (C.ACCOUNT_CREATED_AT, C.HASHTAGS, C.VERIFIED, *_COUNT_FIELDS):
+    for name in (C.ACCOUNT_CREATED_AT, C.HASHTAGS, C.VERIFIED, *_COUNT_FIELDS, C.SHARE_COUNT):
         checks.append((field(name).isNotNull() & typed[name].isNull(), F.lit(f"bad_type:{name}")))
     reason = F.coalesce(*[F.when(failed, code) for failed, code in checks])
     passthrough = [c for c in lines.columns if c != "value"]
@@ -138,7 +138,7 @@ def _compatible(name: str, dtype: T.DataType) -> bool:
         return isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.StringType)
     if name in (C.EVENT_TS, C.ACCOUNT_CREATED_AT):
         return isinstance(dtype, (T.TimestampType, T.TimestampNTZType, T.DateType, *integral))
-    if name in _COUNT_FIELDS:
+    if name in (*_COUNT_FIELDS, C.SHARE_COUNT):
         return isinstance(dtype, integral)
     if name == C.VERIFIED:
         return isinstance(dtype, T.BooleanType)
