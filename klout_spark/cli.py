@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="files or folders (.json/.jsonl/.ndjson/.csv, optionally .gz/.bz2/.zst, or .parquet)",
     )
     ing.add_argument(
-        "--format", dest="fmt", default=None, choices=("auto", "canonical", "twitter", "reddit"),
-        help="input format: auto (detect per file), canonical, twitter (API v1.1), reddit (Pushshift); "
-        "default: ingest.format",
+        "--format", dest="fmt", default=None, choices=("auto", "canonical", "twitter", "twitter_v2", "reddit"),
+        help="input format: auto (detect per file), canonical, twitter (API v1.1), "
+        "twitter_v2 (API v2 responses, one per line), reddit (Pushshift); default: ingest.format",
     )
     ing.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
     _settings_args(ing)

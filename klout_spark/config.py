@@ -67,7 +67,7 @@ class IngestSettings:
     max_raw_chars: int
 
     def __post_init__(self) -> None:
-        _require_choice("ingest.format", self.format, ("auto", "canonical", "twitter", "reddit"))
+        _require_choice("ingest.format", self.format, ("auto", "canonical", "twitter", "twitter_v2", "reddit"))
         _require_positive("ingest.max_raw_chars", self.max_raw_chars)
 
 

@@ -11,8 +11,8 @@ once in ``rows_ok`` however many events it yields, a bad line once in
 ``rows_quarantined``.
 
 Formats (``--format``): ``canonical`` (by file name: JSON lines, ``.csv`` with a
-header, or ``.parquet``), ``twitter`` (API v1.1 tweet JSON), ``reddit``
-(Pushshift ndjson), or ``auto``: each file's format is detected from its first
+header, or ``.parquet``), ``twitter`` (API v1.1 tweet JSON), ``twitter_v2``
+(API v2 responses, one per line), ``reddit`` (Pushshift ndjson), or ``auto``: each file's format is detected from its first
 non-blank lines (:func:`detect_format`) and recorded in ``ingest_log.format``.
 """
 
@@ -29,16 +29,23 @@ from klout_spark.readers.canonical import (
 )
 from klout_spark.readers.reddit import parse_reddit_lines
 from klout_spark.readers.twitter import parse_twitter_lines
+from klout_spark.readers.twitter_v2 import parse_twitter_v2_lines
 
 CANONICAL = "canonical"
 CANONICAL_CSV = "canonical_csv"
 CANONICAL_PARQUET = "canonical_parquet"
 TWITTER = "twitter"
+TWITTER_V2 = "twitter_v2"
 REDDIT = "reddit"
 # What --format accepts.
-FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, REDDIT)
+FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, TWITTER_V2, REDDIT)
 # Formats whose records are JSON text lines, with their parsers.
-LINE_PARSERS = {CANONICAL: parse_canonical_lines, TWITTER: parse_twitter_lines, REDDIT: parse_reddit_lines}
+LINE_PARSERS = {
+    CANONICAL: parse_canonical_lines,
+    TWITTER: parse_twitter_lines,
+    TWITTER_V2: parse_twitter_v2_lines,
+    REDDIT: parse_reddit_lines,
+}
 
 __all__ = [
     "CANONICAL",
@@ -49,6 +56,7 @@ __all__ = [
     "LINE_PARSERS",
     "REDDIT",
     "TWITTER",
+    "TWITTER_V2",
     "detect_format",
     "parquet_rows_as_lines",
     "parse_canonical_csv_lines",
@@ -56,6 +64,7 @@ __all__ = [
     "parse_canonical_parquet",
     "parse_reddit_lines",
     "parse_twitter_lines",
+    "parse_twitter_v2_lines",
 ]
 
 
@@ -63,8 +72,9 @@ def detect_format(line: str) -> str | None:
     """The JSON-lines format of one line, or None if this line does not tell.
 
     canonical: ``event_id`` and ``event_type``; twitter: ``id_str`` and ``user``,
-    a JSON array, or a search response (``statuses``); reddit: ``author`` and
-    ``subreddit``.
+    a JSON array, or a search response (``statuses``); twitter_v2: a response
+    with ``data`` and ``includes``, or ``data`` whose tweets have ``author_id``;
+    reddit: ``author`` and ``subreddit``.
     """
     try:
         record = json.loads(line)
@@ -78,6 +88,14 @@ def detect_format(line: str) -> str | None:
         return CANONICAL
     if ("id_str" in record and "user" in record) or "statuses" in record:
         return TWITTER
+    if "data" in record and ("includes" in record or _v2_tweets(record["data"])):
+        return TWITTER_V2
     if "author" in record and "subreddit" in record:
         return REDDIT
     return None
+
+
+def _v2_tweets(data: object) -> bool:
+    """``data`` of a v2 response: a tweet object, or a non-empty list of them, with ``author_id``."""
+    tweets = data if isinstance(data, list) else [data]
+    return bool(tweets) and all(isinstance(t, dict) and "author_id" in t for t in tweets)
