@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ing.add_argument(
         "--format", dest="fmt", default=None,
-        choices=("auto", "canonical", "twitter", "reddit", "facebook", "linkedin"),
-        help="input format: auto (detect per file), canonical, twitter (API v1.1), reddit (Pushshift), "
+        choices=("auto", "canonical", "twitter", "twitter_v2", "reddit", "facebook", "linkedin"),
+        help="input format: auto (detect per file), canonical, twitter (API v1.1), "
+        "twitter_v2 (API v2 responses, one per line), reddit (Pushshift), "
         "facebook (Graph API feed JSON), linkedin (member archive folder linkedin-archive-<member>, "
         "or API social-action JSON); default: ingest.format",
     )

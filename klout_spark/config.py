@@ -68,7 +68,9 @@ class IngestSettings:
 
     def __post_init__(self) -> None:
         _require_choice(
-            "ingest.format", self.format, ("auto", "canonical", "twitter", "reddit", "facebook", "linkedin")
+            "ingest.format",
+            self.format,
+            ("auto", "canonical", "twitter", "twitter_v2", "reddit", "facebook", "linkedin"),
         )
         _require_positive("ingest.max_raw_chars", self.max_raw_chars)
 

@@ -11,9 +11,18 @@ Exactly once, nothing lost:
   that yields a tweet, three mentions and a profile counts once as ok (Facebook
   feed pages and LinkedIn API responses count each post / element, LinkedIn
   archive CSVs each record, so one bad post does not take its page with it);
-- the ``ingest_log`` rows are written last and are the commit point: a crash
-  before them leaves rows that no reader uses (readers only take committed
-  batches) and that the next attempt deletes before writing again.
+- the ``ingest_log`` rows are written last and are the commit point: readers
+  take only the bronze rows of a (batch, file) pair that ``ingest_log`` holds
+  (:func:`only_committed`), so a crash before it leaves rows no reader uses,
+  and the attempt that commits those files later deletes them.
+
+Concurrent ingests of the same files (two runs started together) do not
+duplicate. Each attempt writes under its own batch id; the commit is a MERGE
+into ``ingest_log`` keyed on the checksum (insert if absent), so of two racing
+attempts exactly one commits a file (Delta fails the other MERGE with a commit
+conflict and it merges again, matching the winner's row). The loser then finds
+the file committed under another batch id, deletes its own rows of that file
+(which no reader ever took) and reports the file as already ingested.
 
 Formats are readers in :mod:`klout_spark.readers` (pure DataFrame transforms);
 with ``fmt="auto"`` each file's format is detected from its first lines and
@@ -40,6 +49,7 @@ import hashlib
 import json
 import logging
 import shutil
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -87,6 +97,7 @@ __all__ = [
     "batch_id_for",
     "ingest_files",
     "normalized_hashtags",
+    "only_committed",
     "parse_canonical_lines",
     "parse_timestamp",
     "resolve_parent_authors",
@@ -163,9 +174,24 @@ def with_line_numbers(lines: DataFrame) -> DataFrame:
     )
 
 
-def batch_id_for(checksums: Sequence[str]) -> str:
-    """Deterministic batch id: the same set of new files always gets the same id."""
-    return hashlib.sha256("\n".join(sorted(checksums)).encode()).hexdigest()[:16]
+def batch_id_for(checksums: Sequence[str], *, attempt: str) -> str:
+    """Batch id of one ingest attempt: its files' checksums and the attempt's own token.
+
+    Two attempts at the same files (a rerun after a crash, two runs started
+    together) get different ids, which is what tells their rows apart.
+    """
+    return hashlib.sha256("\n".join([attempt, *sorted(checksums)]).encode()).hexdigest()[:16]
+
+
+def only_committed(rows: DataFrame, ingest_log: DataFrame) -> DataFrame:
+    """Keep the rows whose (``batch_id``, ``source_checksum``) is committed in ``ingest_log``.
+
+    Rows of a crashed attempt, or of an attempt that lost a race for a file,
+    are never in ``ingest_log`` under their batch id, so they are dropped. The
+    log has one row per file, so the semi-join's build side stays small.
+    """
+    committed = ingest_log.select(C.BATCH_ID, C.SOURCE_CHECKSUM)
+    return rows.join(F.broadcast(committed), on=[C.BATCH_ID, C.SOURCE_CHECKSUM], how="left_semi")
 
 
 def ingest_files(
@@ -181,8 +207,15 @@ def ingest_files(
     Parameters
     ----------
     fmt
-        ``auto`` (detect per file), ``canonical``, ``twitter``, ``reddit``,
-        ``facebook`` or ``linkedin``.
+        ``auto`` (detect per file), ``canonical``, ``twitter``, ``twitter_v2``,
+        ``reddit``, ``facebook`` or ``linkedin``.
+
+    Returns
+    -------
+    IngestSummary
+        The files found, those skipped (committed before, or by a concurrent
+        ingest while this one ran) and one account per file this call committed;
+        ``batch_id`` is None when it committed none.
 
     Raises
     ------
@@ -202,16 +235,12 @@ def ingest_files(
     if not new_files:
         return IngestSummary(batch_id=None, files_found=len(files), files_skipped=skipped, accounts=())
     checksums = [f.checksum for f in new_files]
-    batch_id = batch_id_for(checksums)
+    batch_id = batch_id_for(checksums, attempt=uuid.uuid4().hex)
     staging = _staging_dir(lake, batch_id)
     damage: dict[str, str] = {}
     new_files = [_prepared(f, fmt, staging, damage) for f in new_files]
-    # Leftovers of an attempt that crashed before its commit point.
-    lake.delete(catalog.BRONZE_EVENTS, F.col(C.SOURCE_CHECKSUM).isin(checksums))
-    lake.delete(
-        catalog.QUARANTINE,
-        (F.col(C.STAGE) == INGEST_STAGE) & F.col(C.SOURCE_CHECKSUM).isin(checksums),
-    )
+    # Leftovers of crashed attempts are not deleted here: a concurrent attempt's
+    # uncommitted rows look the same. They are invisible, and deleted after the commit.
     ingested_at = datetime.now(UTC)
     parsed = _parsed_batch_or_salvage(lake, new_files, damage, batch_id=batch_id, ingested_at=ingested_at,
                                       max_raw_chars=max_raw_chars)
@@ -240,13 +269,26 @@ def ingest_files(
         parsed.unpersist()
         if events is not parsed:
             events.unpersist()
-    _commit(lake, new_files, accounts, batch_id=batch_id)
+    won = _commit(lake, new_files, accounts, batch_id=batch_id)
+    _delete_uncommitted(lake, checksums, won, batch_id=batch_id)
     if staging is not None:
         shutil.rmtree(staging, ignore_errors=True)
+    lost = [f.path for f in new_files if f.checksum not in won]
+    if lost:
+        log.warning(
+            "ingest: %d of %d files were committed by a concurrent ingest first; this run's rows of them "
+            "were removed and they count as already ingested: %s", len(lost), len(new_files), lost[:5],
+        )
+    accounts = tuple(a for a in accounts if a.checksum in won)
     for account in accounts:
         if account.damage:
             log.warning("ingest: %s is damaged (%s): its readable prefix was kept", account.path, account.damage)
-    return IngestSummary(batch_id=batch_id, files_found=len(files), files_skipped=skipped, accounts=accounts)
+    return IngestSummary(
+        batch_id=batch_id if accounts else None,
+        files_found=len(files),
+        files_skipped=skipped + len(lost),
+        accounts=accounts,
+    )
 
 
 def resolve_parent_authors(events: DataFrame, known_posts: DataFrame, *, max_raw_chars: int) -> DataFrame:
@@ -289,10 +331,10 @@ def resolve_parent_authors(events: DataFrame, known_posts: DataFrame, *, max_raw
 def _known_posts(lake: Lakehouse, batch: DataFrame) -> DataFrame:
     authored = F.col(C.EVENT_TYPE).isin(*schemas.AUTHORED_TYPES) & F.col(C.POST_ID).isNotNull()
     current = batch.filter(F.col(C.REASON).isNull() & authored).select(C.POST_ID, C.ACTOR_ID)
-    if not lake.exists(catalog.BRONZE_EVENTS):
+    if not (lake.exists(catalog.BRONZE_EVENTS) and lake.exists(catalog.INGEST_LOG)):
         return current
-    earlier = lake.read(catalog.BRONZE_EVENTS).filter(authored).select(C.POST_ID, C.ACTOR_ID)
-    return earlier.unionByName(current)
+    earlier = only_committed(lake.read(catalog.BRONZE_EVENTS), lake.read(catalog.INGEST_LOG))
+    return earlier.filter(authored).select(C.POST_ID, C.ACTOR_ID).unionByName(current)
 
 
 def _other_archive_file(path: str) -> bool:
@@ -562,7 +604,14 @@ def _account(
     return tuple(accounts)
 
 
-def _commit(lake: Lakehouse, files: Sequence[SourceFile], accounts: Sequence[FileAccount], *, batch_id: str) -> None:
+def _commit(
+    lake: Lakehouse, files: Sequence[SourceFile], accounts: Sequence[FileAccount], *, batch_id: str
+) -> set[str]:
+    """Record ``files`` in ``ingest_log`` unless already there; return the checksums this attempt committed.
+
+    A MERGE keyed on the checksum: a file that another attempt committed first
+    (even one that committed while this one was running) keeps that attempt's row.
+    """
     committed_at = datetime.now(UTC)
     by_checksum = {a.checksum: a for a in accounts}
     rows = [
@@ -581,4 +630,28 @@ def _commit(lake: Lakehouse, files: Sequence[SourceFile], accounts: Sequence[Fil
         for f in files
     ]
     log_rows = lake.spark.createDataFrame(rows, schemas.INGEST_LOG_SCHEMA)
-    lake.append(log_rows, catalog.INGEST_LOG, schemas.INGEST_LOG_SCHEMA)
+    lake.merge_new(log_rows, catalog.INGEST_LOG, schemas.INGEST_LOG_SCHEMA, keys=[C.SOURCE_CHECKSUM])
+    mine = (
+        lake.read(catalog.INGEST_LOG)
+        .filter(F.col(C.SOURCE_CHECKSUM).isin(list(by_checksum)) & (F.col(C.BATCH_ID) == batch_id))
+        .select(C.SOURCE_CHECKSUM)
+        .collect()
+    )
+    return {r[0] for r in mine}
+
+
+def _delete_uncommitted(lake: Lakehouse, checksums: Sequence[str], won: set[str], *, batch_id: str) -> None:
+    """Delete the rows of ``checksums`` that no commit covers, now that ``ingest_log`` decides.
+
+    For the files this attempt committed: the rows of other attempts (crashed
+    ones, or racers that lost). For the files another attempt committed: this
+    attempt's own rows. Either way only rows that :func:`only_committed` drops.
+    """
+    lost = sorted(set(checksums) - won)
+    stale = F.lit(False)
+    if won:
+        stale = stale | (F.col(C.SOURCE_CHECKSUM).isin(sorted(won)) & (F.col(C.BATCH_ID) != batch_id))
+    if lost:
+        stale = stale | (F.col(C.SOURCE_CHECKSUM).isin(lost) & (F.col(C.BATCH_ID) == batch_id))
+    lake.delete(catalog.BRONZE_EVENTS, stale)
+    lake.delete(catalog.QUARANTINE, (F.col(C.STAGE) == INGEST_STAGE) & stale)

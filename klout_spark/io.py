@@ -7,6 +7,12 @@ Every write is safe to repeat:
 - ``overwrite_slice`` replaces one ``as_of`` (or date range) atomically with
   Delta's ``replaceWhere``: readers see the old slice or the new one, never a mix;
 - ``merge_new`` inserts only rows whose key is not there yet (idempotent upsert).
+
+Several processes may write the same lakehouse at once (two ingests of one
+folder, an ingest beside a validate): a table created by both is created once,
+and a ``merge_new`` or ``delete`` that loses a Delta commit conflict is run
+again on the new snapshot, which is safe because both are idempotent. Blind
+appends never conflict.
 """
 
 from __future__ import annotations
@@ -16,11 +22,23 @@ import gzip
 import hashlib
 import io
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import delta.exceptions.captured  # noqa: F401 - makes Delta's commit conflicts raise delta.exceptions types
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -32,6 +50,19 @@ from klout_spark.errors import InputError, StageOrderError
 
 log = logging.getLogger(__name__)
 
+# Delta's optimistic-concurrency conflicts: another writer committed first.
+COMMIT_CONFLICTS: tuple[type[Exception], ...] = (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
+# Attempts of an idempotent write that keeps losing commit conflicts.
+CONFLICT_RETRIES = 5
 
 
 class Lakehouse:
@@ -82,7 +113,13 @@ class Lakehouse:
             )
             if partition_by:
                 builder = builder.partitionedBy(*partition_by)
-            builder.execute()
+            try:
+                builder.execute()
+            except COMMIT_CONFLICTS:
+                # Two writers created the table at once; the other one's version 0 stands.
+                if not self.exists(table):
+                    raise
+                log.info("%s was created by a concurrent writer", table)
         catalog.register_table(self.spark, self.root, self.database, table)
 
     def append(self, df: DataFrame, table: str, schema: T.StructType, *, partition_by: Sequence[str] = ()) -> None:
@@ -131,27 +168,51 @@ class Lakehouse:
         keys: Sequence[str],
         partition_by: Sequence[str] = (),
     ) -> None:
-        """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (MERGE)."""
+        """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (MERGE).
+
+        Of two writers merging the same new key at once, Delta lets one commit
+        and fails the other with a conflict; that one merges again on the new
+        snapshot, where the key now matches, so each key is inserted once.
+        """
         self.ensure(table, schema, partition_by=partition_by)
-        target = DeltaTable.forPath(self.spark, self.path(table))
         condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        (
-            target.alias("t")
-            .merge(_conform(df, schema).alias("s"), condition)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        source = _conform(df, schema).alias("s")
+
+        def merge() -> None:
+            target = DeltaTable.forPath(self.spark, self.path(table))
+            target.alias("t").merge(source, condition).whenNotMatchedInsertAll().execute()
+
+        _retry_on_conflict(merge, what=f"MERGE into {table}")
 
     def delete(self, table: str, condition: Column) -> None:
-        """Delete the rows matching ``condition`` (no-op if the table does not exist)."""
+        """Delete the rows matching ``condition`` (no-op if the table does not exist).
+
+        Retried when a concurrent writer removed or rewrote the same files first.
+        """
         if self.exists(table):
-            DeltaTable.forPath(self.spark, self.path(table)).delete(condition)
+            _retry_on_conflict(
+                lambda: DeltaTable.forPath(self.spark, self.path(table)).delete(condition),
+                what=f"DELETE from {table}",
+            )
 
     def latest_version(self, table: str) -> int | None:
         if not self.exists(table):
             return None
         history = DeltaTable.forPath(self.spark, self.path(table)).history(1)
         return int(history.select("version").first()[0])
+
+
+def _retry_on_conflict(write, *, what: str) -> None:
+    """Run an idempotent Delta ``write``; run it again (on the new snapshot) after a commit conflict."""
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        try:
+            write()
+            return
+        except COMMIT_CONFLICTS as exc:
+            if attempt == CONFLICT_RETRIES:
+                raise
+            log.info("%s lost a commit conflict (%s); trying again", what, type(exc).__name__)
+            time.sleep(0.2 * attempt)
 
 
 def _conform(df: DataFrame, schema: T.StructType) -> DataFrame:

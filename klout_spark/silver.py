@@ -1,7 +1,8 @@
 """Stage 2 core: promote committed bronze batches into ``silver_events`` / ``silver_profiles``.
 
 A batch is pending while it is in ``ingest_log`` (committed) but not in
-``silver_batches``. Its rows are checked by the Great Expectations suite
+``silver_batches``. Its rows (those of the files ``ingest_log`` commits under
+that batch id) are checked by the Great Expectations suite
 (:mod:`klout_spark.quality`); failing rows go to ``quarantine`` with the
 expectation's name, passing rows are MERGEd on ``event_id`` (overlapping dumps
 and reruns never duplicate), and the batch is recorded in ``silver_batches``
@@ -20,6 +21,7 @@ from pyspark.sql import functions as F
 
 from klout_spark import catalog, quality, schemas
 from klout_spark import columns as C
+from klout_spark.ingest import only_committed
 from klout_spark.io import Lakehouse
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,11 @@ def promote(
         log.info("validate: no pending batches")
         return PromoteSummary((), 0, 0, 0, 0, None, ())
     at_ingest = quarantined_at_ingest(lake, batches)
-    bronze = lake.read(catalog.BRONZE_EVENTS).filter(F.col(C.BATCH_ID).isin(batches)).persist()
+    # Only the committed (batch, file) pairs: rows of crashed or out-raced ingest attempts stay behind.
+    committed = lake.read(catalog.INGEST_LOG).filter(F.col(C.BATCH_ID).isin(batches))
+    bronze = only_committed(
+        lake.read(catalog.BRONZE_EVENTS).filter(F.col(C.BATCH_ID).isin(batches)), committed
+    ).persist()
     try:
         outcome = quality.validate_bronze_events(
             bronze,

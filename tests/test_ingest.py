@@ -9,7 +9,13 @@ from pyspark.sql import types as T
 from klout_spark import catalog
 from klout_spark import columns as C
 from klout_spark.errors import InputError
-from klout_spark.ingest import batch_id_for, ingest_files, parse_canonical_lines, with_line_numbers
+from klout_spark.ingest import (
+    batch_id_for,
+    ingest_files,
+    only_committed,
+    parse_canonical_lines,
+    with_line_numbers,
+)
 
 GOOD_POST = {
     "event_id": "e1", "network": "twitter", "event_type": "post", "event_ts": "2026-10-01T12:00:00Z",
@@ -125,13 +131,57 @@ def test_ingest_accounts_for_every_line_and_is_exactly_once(lake, tmp_path):
 
 
 def test_rerun_after_a_crash_removes_uncommitted_rows(lake, tmp_path):
-    path = _write_dump(tmp_path / "d" / "a.jsonl", [GOOD_POST, GOOD_LIKE])
+    path = _write_dump(tmp_path / "d" / "a.jsonl", [GOOD_POST, GOOD_LIKE, "garbage"])
     first = ingest_files(lake, [str(path)], run_id="r1", fmt="auto", max_raw_chars=100)
-    # Simulate a crash after bronze was written but before the ingest_log commit.
+    # Simulate a crash after bronze and quarantine were written but before the ingest_log commit.
     lake.delete(catalog.INGEST_LOG, F.lit(True))
     rerun = ingest_files(lake, [str(path)], run_id="r2", fmt="auto", max_raw_chars=100)
-    assert rerun.batch_id == first.batch_id == batch_id_for([first.accounts[0].checksum])
-    assert sorted(r.event_id for r in lake.read(catalog.BRONZE_EVENTS).collect()) == ["e1", "e2"]
+    checksum = first.accounts[0].checksum
+    assert rerun.batch_id != first.batch_id
+    bronze = lake.read(catalog.BRONZE_EVENTS).collect()
+    assert sorted((r.event_id, r.batch_id) for r in bronze) == [("e1", rerun.batch_id), ("e2", rerun.batch_id)]
+    assert [(q.reason, q.batch_id) for q in lake.read(catalog.QUARANTINE).collect()] == [
+        ("malformed_json", rerun.batch_id)]
+    assert [(r.source_checksum, r.batch_id) for r in lake.read(catalog.INGEST_LOG).collect()] == [
+        (checksum, rerun.batch_id)]
+
+
+def test_batch_ids_differ_per_attempt_not_per_file_order():
+    assert batch_id_for(["b", "a"], attempt="x") == batch_id_for(["a", "b"], attempt="x")
+    assert batch_id_for(["a", "b"], attempt="x") != batch_id_for(["a", "b"], attempt="y")
+    assert len(batch_id_for(["a"], attempt="x")) == 16
+
+
+def test_an_attempt_that_loses_the_race_for_a_file_removes_its_rows(lake, tmp_path, monkeypatch):
+    """Two ingests read ingest_log before either committed: the second to commit must not duplicate."""
+    import klout_spark.ingest as ingest
+
+    a = _write_dump(tmp_path / "d" / "a.jsonl", [GOOD_POST, "garbage"])
+    winner = ingest_files(lake, [str(a)], run_id="r1", fmt="auto", max_raw_chars=100)
+    b = _write_dump(tmp_path / "d" / "b.jsonl", [{**GOOD_LIKE, "event_id": "e3"}])
+    # The racer saw neither file committed, so it reads, writes and commits both.
+    monkeypatch.setattr(ingest, "_not_yet_ingested", lambda _lake, files: list(files))
+    racer = ingest_files(lake, [str(tmp_path / "d")], run_id="r2", fmt="auto", max_raw_chars=100)
+    assert racer.files_found == 2 and racer.files_skipped == 1
+    assert [(acc.path, acc.rows_read) for acc in racer.accounts] == [(str(b.resolve()), 1)]
+    log = {r.path.rsplit("/", 1)[-1]: r.batch_id for r in lake.read(catalog.INGEST_LOG).collect()}
+    assert log == {"a.jsonl": winner.batch_id, "b.jsonl": racer.batch_id}
+    bronze = sorted((r.event_id, r.batch_id) for r in lake.read(catalog.BRONZE_EVENTS).collect())
+    assert bronze == [("e1", winner.batch_id), ("e3", racer.batch_id)]
+    quarantine = [(q.reason, q.batch_id) for q in lake.read(catalog.QUARANTINE).collect()]
+    assert quarantine == [("malformed_json", winner.batch_id)]
+    # Nothing of the file it lost was committed under the racer's batch.
+    visible = ingest.only_committed(lake.read(catalog.BRONZE_EVENTS), lake.read(catalog.INGEST_LOG))
+    assert sorted(r.event_id for r in visible.collect()) == ["e1", "e3"]
+
+
+def test_only_committed_drops_rows_of_uncommitted_batch_file_pairs(spark):
+    rows = spark.createDataFrame(
+        [("e1", "b1", "s1"), ("e2", "b1", "s2"), ("e3", "b2", "s1"), ("e4", None, "s1")],
+        "event_id string, batch_id string, source_checksum string",
+    )
+    log = spark.createDataFrame([("b1", "s1", "/a"), ("b2", "s2", "/b")], "batch_id string, source_checksum string, path string")
+    assert sorted(r.event_id for r in only_committed(rows, log).collect()) == ["e1"]
 
 
 def test_missing_path_and_wrong_file_kind_are_clear_errors(lake, tmp_path):

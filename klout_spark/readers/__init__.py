@@ -11,13 +11,14 @@ once in ``rows_ok`` however many events it yields, a bad line once in
 ``rows_quarantined``.
 
 Formats (``--format``): ``canonical`` (by file name: JSON lines, ``.csv`` with a
-header, or ``.parquet``), ``twitter`` (API v1.1 tweet JSON), ``reddit``
-(Pushshift ndjson), ``facebook`` (Graph API feed responses), ``linkedin``
-(member archive CSVs in a ``linkedin-archive-<member>`` folder, logged as
-``linkedin_archive``, or API social-action JSON), or ``auto``: each file's
-format is detected from its first non-blank lines (:func:`detect_format`), from
-the whole document for a pretty-printed JSON file, or from its name for a
-LinkedIn archive, and recorded in ``ingest_log.format``.
+header, or ``.parquet``), ``twitter`` (API v1.1 tweet JSON), ``twitter_v2``
+(API v2 responses, one per line), ``reddit`` (Pushshift ndjson), ``facebook``
+(Graph API feed responses), ``linkedin`` (member archive CSVs in a
+``linkedin-archive-<member>`` folder, logged as ``linkedin_archive``, or API
+social-action JSON), or ``auto``: each file's format is detected from its first
+non-blank lines (:func:`detect_format`), from the whole document for a
+pretty-printed JSON file, or from its name for a LinkedIn archive, and recorded
+in ``ingest_log.format``.
 """
 
 from __future__ import annotations
@@ -35,21 +36,28 @@ from klout_spark.readers.facebook import parse_facebook_lines
 from klout_spark.readers.linkedin import archive_kind, parse_linkedin_archive, parse_linkedin_lines
 from klout_spark.readers.reddit import parse_reddit_lines
 from klout_spark.readers.twitter import parse_twitter_lines
+from klout_spark.readers.twitter_v2 import parse_twitter_v2_lines
 
 CANONICAL = "canonical"
 CANONICAL_CSV = "canonical_csv"
 CANONICAL_PARQUET = "canonical_parquet"
 TWITTER = "twitter"
+TWITTER_V2 = "twitter_v2"
 REDDIT = "reddit"
 FACEBOOK = "facebook"
 LINKEDIN = "linkedin"
 LINKEDIN_ARCHIVE = "linkedin_archive"
 # What --format accepts.
-FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, REDDIT, FACEBOOK, LINKEDIN)
+FORMAT_CHOICES: tuple[str, ...] = ("auto", CANONICAL, TWITTER, TWITTER_V2, REDDIT, FACEBOOK, LINKEDIN)
 # Formats whose records are JSON text lines, with their parsers.
-LINE_PARSERS = {CANONICAL: parse_canonical_lines, TWITTER: parse_twitter_lines, REDDIT: parse_reddit_lines}
-LINE_PARSERS[FACEBOOK] = parse_facebook_lines
-LINE_PARSERS[LINKEDIN] = parse_linkedin_lines
+LINE_PARSERS = {
+    CANONICAL: parse_canonical_lines,
+    TWITTER: parse_twitter_lines,
+    TWITTER_V2: parse_twitter_v2_lines,
+    REDDIT: parse_reddit_lines,
+    FACEBOOK: parse_facebook_lines,
+    LINKEDIN: parse_linkedin_lines,
+}
 # JSON formats whose file may also be one pretty-printed document (read whole).
 DOCUMENT_FORMATS: tuple[str, ...] = (FACEBOOK, LINKEDIN)
 
@@ -66,6 +74,7 @@ __all__ = [
     "LINKEDIN_ARCHIVE",
     "REDDIT",
     "TWITTER",
+    "TWITTER_V2",
     "archive_kind",
     "detect_document",
     "detect_format",
@@ -78,6 +87,7 @@ __all__ = [
     "parse_linkedin_lines",
     "parse_reddit_lines",
     "parse_twitter_lines",
+    "parse_twitter_v2_lines",
 ]
 
 
@@ -85,8 +95,9 @@ def detect_format(line: str) -> str | None:
     """The JSON-lines format of one line, or None if this line does not tell.
 
     canonical: ``event_id`` and ``event_type``; twitter: ``id_str`` and ``user``,
-    a JSON array, or a search response (``statuses``); reddit: ``author`` and
-    ``subreddit``.
+    a JSON array, or a search response (``statuses``); twitter_v2: a response
+    with ``data`` and ``includes``, or ``data`` whose tweets have ``author_id``;
+    reddit: ``author`` and ``subreddit``.
     """
     try:
         record = json.loads(line)
@@ -100,6 +111,8 @@ def detect_format(line: str) -> str | None:
         return CANONICAL
     if ("id_str" in record and "user" in record) or "statuses" in record:
         return TWITTER
+    if "data" in record and ("includes" in record or _v2_tweets(record["data"])):
+        return TWITTER_V2
     if "author" in record and "subreddit" in record:
         return REDDIT
     return _detect_social(record)
@@ -125,3 +138,9 @@ def detect_document(text: str) -> str | None:
     except ValueError:
         return None
     return _detect_social(record) if isinstance(record, dict) else None
+
+
+def _v2_tweets(data: object) -> bool:
+    """``data`` of a v2 response: a tweet object, or a non-empty list of them, with ``author_id``."""
+    tweets = data if isinstance(data, list) else [data]
+    return bool(tweets) and all(isinstance(t, dict) and "author_id" in t for t in tweets)
