@@ -117,6 +117,9 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         _require_positive("features.half_life_days", self.half_life_days)
         _require_positive("features.inactive_days", self.inactive_days)
+        if self.inactive_days > 90:
+            # Features read the 90 days up to as_of; a longer window would see more in a backfill.
+            raise ConfigError(f"features.inactive_days must be <= 90 (the longest feature window), got {self.inactive_days}")
         _require_positive("features.spam_max_engagements_per_day", self.spam_max_engagements_per_day)
         _require_positive("features.spam_max_follows_30d", self.spam_max_follows_30d)
         _require_non_negative("features.spam_min_follow_back", self.spam_min_follow_back)
@@ -213,6 +216,16 @@ class ScoreSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    lock_ttl_minutes: float
+    backfill_chunk_days: int
+
+    def __post_init__(self) -> None:
+        _require_positive("run.lock_ttl_minutes", self.lock_ttl_minutes)
+        _require_positive("run.backfill_chunk_days", self.backfill_chunk_days)
+
+
+@dataclass(frozen=True)
 class Settings:
     lake: LakeSettings
     catalog: CatalogSettings
@@ -222,6 +235,7 @@ class Settings:
     features: FeatureSettings
     propagate: PropagateSettings
     score: ScoreSettings
+    run: RunSettings
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -229,7 +243,7 @@ class Settings:
     def config_hash(self) -> str:
         """A stable hash of the settings that change results (not where or how Spark runs)."""
         plain = self.to_dict()
-        for key in ("spark", "lake", "catalog"):
+        for key in ("spark", "lake", "catalog", "run"):
             plain.pop(key)
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
