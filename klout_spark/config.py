@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,22 @@ from klout_spark.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
+CONF_DIR_ENV = "KLOUT_SPARK_CONF_DIR"
+
+
+def default_conf_dir() -> Path:
+    """Where ``base.yaml`` and the overlays are.
+
+    ``$KLOUT_SPARK_CONF_DIR`` if set; else the checkout's ``conf/`` (also with an
+    editable install); else ``./conf`` in the working directory, which is the
+    case under ``spark-submit --py-files dist/klout_spark.zip`` launched from the
+    project folder (the zip holds the code, not the settings).
+    """
+    if os.environ.get(CONF_DIR_ENV):
+        return Path(os.environ[CONF_DIR_ENV])
+    if DEFAULT_CONF_DIR.is_dir():
+        return DEFAULT_CONF_DIR
+    return Path.cwd() / "conf"
 ENVIRONMENTS = ("local", "cluster")
 
 
@@ -254,7 +271,7 @@ def load_settings(
     conf_files: Sequence[str | Path] = (),
     overrides: Sequence[str] = (),
     *,
-    conf_dir: str | Path = DEFAULT_CONF_DIR,
+    conf_dir: str | Path | None = None,
 ) -> Settings:
     """Load and validate settings.
 
@@ -267,7 +284,7 @@ def load_settings(
     overrides
         ``key=value`` strings (dotted keys, YAML values) applied last.
     conf_dir
-        Folder holding ``base.yaml`` and the overlays.
+        Folder holding ``base.yaml`` and the overlays (default: :func:`default_conf_dir`).
 
     Raises
     ------
@@ -276,7 +293,7 @@ def load_settings(
     """
     if env not in ENVIRONMENTS:
         raise ConfigError(f"env must be one of {list(ENVIRONMENTS)}, got {env!r}")
-    conf_dir = Path(conf_dir)
+    conf_dir = Path(conf_dir) if conf_dir is not None else default_conf_dir()
     merged = _read_yaml(conf_dir / "base.yaml")
     for path in (conf_dir / f"{env}.yaml", *map(Path, conf_files)):
         merged = _deep_merge(merged, _read_yaml(path), where=str(path))

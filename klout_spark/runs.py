@@ -24,7 +24,11 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
 from klout_spark import __version__, catalog, schemas
+from klout_spark import columns as C
 from klout_spark.config import PROJECT_ROOT
 from klout_spark.io import Lakehouse
 
@@ -164,3 +168,36 @@ def _row(
         (message or "")[:4000] or None,
         json.dumps(record.details, default=str, sort_keys=True) if record.details else None,
     )
+
+
+# Stages that write a date's derived tables, in order; the last one commits the date.
+DATE_STAGES = ("features", "propagate", "score")
+
+
+def committed_dates(lake: Lakehouse, as_of_dates: Sequence[date], *, config_hash: str, version: str) -> set[date]:
+    """The dates of ``as_of_dates`` whose derived tables were last written by a complete, matching run.
+
+    A date is committed when its most recent ``features``/``propagate``/``score``
+    row in ``runs`` is a succeeded ``score`` row with this ``config_hash`` and
+    code ``version``: a later failed or partial rerun of the date makes it
+    pending again. One bounded query (a row per date).
+    """
+    if not as_of_dates or not lake.exists(catalog.RUNS):
+        return set()
+    newest_first = Window.partitionBy(C.AS_OF).orderBy(F.col(C.ENDED_AT).desc(), F.col(C.STARTED_AT).desc())
+    latest = (
+        lake.read(catalog.RUNS)
+        .filter(F.col(C.AS_OF).isin(sorted(set(as_of_dates))) & F.col(C.STAGE).isin(list(DATE_STAGES)))
+        .withColumn("_n", F.row_number().over(newest_first))
+        .filter(F.col("_n") == 1)
+        .select(C.AS_OF, C.STAGE, C.STATUS, C.CONFIG_HASH, C.CODE_VERSION)
+        .collect()
+    )
+    return {
+        row[C.AS_OF]
+        for row in latest
+        if row[C.STAGE] == "score"
+        and row[C.STATUS] == "succeeded"
+        and row[C.CONFIG_HASH] == config_hash
+        and row[C.CODE_VERSION] == version
+    }
