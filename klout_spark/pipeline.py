@@ -613,8 +613,9 @@ def backfill(
     if done:
         log.info("backfill: %d of %d dates already committed with this config and code; skipping them", len(done), len(dates))
     chunks = pending_chunks(pending, chunk_days=p.settings.run.backfill_chunk_days)
-    if pending:
-        stage_validate(p, allow_bad_data=allow_bad_data, check_dates=pending)
+    if pending or inputs:
+        # Promotes what was ingested (also when every date is committed) and checks the pending dates.
+        stage_validate(p, allow_bad_data=allow_bad_data, check_dates=pending or None)
     for chunk in chunks:
         log.info("backfill: computing %s (%d dates)", _span(chunk), len(chunk))
         with as_of_lock(p.lake, p.run.run_id, chunk, ttl_minutes=p.settings.run.lock_ttl_minutes):
