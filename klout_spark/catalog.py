@@ -37,6 +37,7 @@ SCORE_TOPICS = "score_topics"
 SCORE_EXPLAIN = "score_explain"
 IDENTITIES = "identities"
 RUNS = "runs"
+RUN_LOCKS = "run_locks"
 
 TABLES: tuple[str, ...] = (
     BRONZE_EVENTS,
@@ -55,6 +56,7 @@ TABLES: tuple[str, ...] = (
     SCORE_EXPLAIN,
     IDENTITIES,
     RUNS,
+    RUN_LOCKS,
 )
 
 LATEST_SCORES_VIEW = "latest_scores"

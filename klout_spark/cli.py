@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from klout_spark.config import Settings, load_settings
 from klout_spark.errors import InputError, KloutError
@@ -23,15 +23,20 @@ EPILOG = """settings: conf/base.yaml, then conf/<env>.yaml, then each --conf FIL
 examples:
   klout-spark generate --size S --seed 7 --out sample
   klout-spark run --input sample --set lake.root=/data/lakehouse
+  klout-spark backfill --start 2026-10-01 --end 2026-10-31
   klout-spark sql "SELECT * FROM klout.latest_scores ORDER BY score DESC LIMIT 10"
 """
 
 
 def _iso_date(text: str) -> date:
+    """A date ``YYYY-MM-DD``, or ``today`` / ``yesterday`` (UTC, for schedulers)."""
+    relative = {"today": 0, "yesterday": 1}
+    if text.strip().lower() in relative:
+        return datetime.now(UTC).date() - timedelta(days=relative[text.strip().lower()])
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD (or today/yesterday): {text!r}") from exc
 
 
 def _settings_args(parser: argparse.ArgumentParser) -> None:
@@ -104,12 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
         _settings_args(stage)
 
     run = sub.add_parser("run", help="the daily pipeline: ingest, validate, features, propagate, score")
-    run.add_argument("--as-of", type=_iso_date, default=None, help="date to score (default: last day with events)")
+    run.add_argument(
+        "--as-of", type=_iso_date, default=None,
+        help="date to score, YYYY-MM-DD or yesterday/today in UTC (default: last day with events; "
+        "jobs/daily.py passes yesterday)",
+    )
     run.add_argument("--input", action="append", default=[], metavar="PATH", help="dump file or folder to ingest first (repeatable)")
     run.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
     run.add_argument("--top", type=int, default=10, help="how many top accounts to print (default 10)")
     _allow_bad_data_arg(run)
     _settings_args(run)
+
+    back = sub.add_parser(
+        "backfill",
+        help="compute every date of a range (idempotent, resumable; far cheaper than one run per day)",
+        description="Compute features, ranks and scores for every as_of from --start to --end, in date order. "
+        "Dates already committed by a complete run with the same config hash and code version are skipped "
+        "(so a rerun after a crash resumes); --force recomputes them.",
+    )
+    back.add_argument("--start", type=_iso_date, required=True, help="first as_of (YYYY-MM-DD)")
+    back.add_argument("--end", type=_iso_date, required=True, help="last as_of, inclusive (YYYY-MM-DD)")
+    back.add_argument("--force", action="store_true", help="recompute dates that are already committed")
+    back.add_argument("--input", action="append", default=[], metavar="PATH", help="dump file or folder to ingest first (repeatable)")
+    _allow_bad_data_arg(back)
+    _settings_args(back)
 
     sql = sub.add_parser("sql", help="run a SQL query against the lakehouse tables and print the result")
     sql.add_argument("query", help="SQL text, e.g. \"SELECT count(*) FROM klout.scores\"")
@@ -221,10 +244,12 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 def _stage_command(stage_name: str):
     def command(args: argparse.Namespace, settings: Settings) -> int:
         from klout_spark import pipeline
+        from klout_spark.locks import as_of_lock
 
         p = _open(settings, stage_name)
         as_of = args.as_of or pipeline.default_as_of(p.lake)
-        result = getattr(pipeline, f"stage_{stage_name}")(p, as_of)
+        with as_of_lock(p.lake, p.run.run_id, [as_of], ttl_minutes=settings.run.lock_ttl_minutes):
+            result = getattr(pipeline, f"stage_{stage_name}")(p, as_of)
         if stage_name == "propagate":
             print(
                 f"propagate {as_of}: {result.node_count:,} accounts, {result.edge_count:,} edges, "
@@ -276,6 +301,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from klout_spark.pipeline import backfill
+
+    p = _open(settings, "backfill")
+    started = time.monotonic()
+    summary = backfill(
+        p, start=args.start, end=args.end, force=args.force, inputs=args.input, allow_bad_data=args.allow_bad_data
+    )
+    if summary.ingest is not None:
+        _print_ingest(summary.ingest)
+    days = (summary.end - summary.start).days + 1
+    print(
+        f"backfill {summary.start}..{summary.end}: {len(summary.computed)} of {days} dates computed "
+        f"in {len(summary.chunks)} chunk(s), {len(summary.skipped)} already committed (skipped) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    for first, last in summary.chunks:
+        print(f"  computed {first}..{last}")
+    if summary.skipped and not summary.computed:
+        print("  nothing to do: every date is committed with this config and code (--force recomputes)")
+    print(f"Run id {p.run.run_id}; history in {settings.lake.database}.runs")
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from klout_spark.session import build_session
 
@@ -298,6 +347,7 @@ COMMANDS = {
     "propagate": _stage_command("propagate"),
     "score": _stage_command("score"),
     "run": cmd_run,
+    "backfill": cmd_backfill,
     "sql": cmd_sql,
 }
 

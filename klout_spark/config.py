@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,22 @@ from klout_spark.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
+CONF_DIR_ENV = "KLOUT_SPARK_CONF_DIR"
+
+
+def default_conf_dir() -> Path:
+    """Where ``base.yaml`` and the overlays are.
+
+    ``$KLOUT_SPARK_CONF_DIR`` if set; else the checkout's ``conf/`` (also with an
+    editable install); else ``./conf`` in the working directory, which is the
+    case under ``spark-submit --py-files dist/klout_spark.zip`` launched from the
+    project folder (the zip holds the code, not the settings).
+    """
+    if os.environ.get(CONF_DIR_ENV):
+        return Path(os.environ[CONF_DIR_ENV])
+    if DEFAULT_CONF_DIR.is_dir():
+        return DEFAULT_CONF_DIR
+    return Path.cwd() / "conf"
 ENVIRONMENTS = ("local", "cluster")
 
 
@@ -121,6 +138,9 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         _require_positive("features.half_life_days", self.half_life_days)
         _require_positive("features.inactive_days", self.inactive_days)
+        if self.inactive_days > 90:
+            # Features read the 90 days up to as_of; a longer window would see more in a backfill.
+            raise ConfigError(f"features.inactive_days must be <= 90 (the longest feature window), got {self.inactive_days}")
         _require_positive("features.spam_max_engagements_per_day", self.spam_max_engagements_per_day)
         _require_positive("features.spam_max_follows_30d", self.spam_max_follows_30d)
         _require_non_negative("features.spam_min_follow_back", self.spam_min_follow_back)
@@ -217,6 +237,16 @@ class ScoreSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    lock_ttl_minutes: float
+    backfill_chunk_days: int
+
+    def __post_init__(self) -> None:
+        _require_positive("run.lock_ttl_minutes", self.lock_ttl_minutes)
+        _require_positive("run.backfill_chunk_days", self.backfill_chunk_days)
+
+
+@dataclass(frozen=True)
 class Settings:
     lake: LakeSettings
     catalog: CatalogSettings
@@ -226,6 +256,7 @@ class Settings:
     features: FeatureSettings
     propagate: PropagateSettings
     score: ScoreSettings
+    run: RunSettings
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -233,7 +264,7 @@ class Settings:
     def config_hash(self) -> str:
         """A stable hash of the settings that change results (not where or how Spark runs)."""
         plain = self.to_dict()
-        for key in ("spark", "lake", "catalog"):
+        for key in ("spark", "lake", "catalog", "run"):
             plain.pop(key)
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -244,7 +275,7 @@ def load_settings(
     conf_files: Sequence[str | Path] = (),
     overrides: Sequence[str] = (),
     *,
-    conf_dir: str | Path = DEFAULT_CONF_DIR,
+    conf_dir: str | Path | None = None,
 ) -> Settings:
     """Load and validate settings.
 
@@ -257,7 +288,7 @@ def load_settings(
     overrides
         ``key=value`` strings (dotted keys, YAML values) applied last.
     conf_dir
-        Folder holding ``base.yaml`` and the overlays.
+        Folder holding ``base.yaml`` and the overlays (default: :func:`default_conf_dir`).
 
     Raises
     ------
@@ -266,7 +297,7 @@ def load_settings(
     """
     if env not in ENVIRONMENTS:
         raise ConfigError(f"env must be one of {list(ENVIRONMENTS)}, got {env!r}")
-    conf_dir = Path(conf_dir)
+    conf_dir = Path(conf_dir) if conf_dir is not None else default_conf_dir()
     merged = _read_yaml(conf_dir / "base.yaml")
     for path in (conf_dir / f"{env}.yaml", *map(Path, conf_files)):
         merged = _deep_merge(merged, _read_yaml(path), where=str(path))

@@ -23,6 +23,21 @@ from klout_spark.errors import InputError, require_columns
 LONGEST_WINDOW = max(S.FEATURE_WINDOWS)
 
 
+EPOCH = date(1970, 1, 1)
+# Largest exponent of 2 the decayed window sums use (doubles overflow past 2^1023).
+MAX_DECAY_EXPONENT = 900
+
+
+def decay_block_days(half_life_days: float) -> int:
+    """Length of the calendar blocks that fix the base of the decayed window sums.
+
+    As long as the exponents stay below ``MAX_DECAY_EXPONENT`` (for the default
+    half-life of 14 days, blocks of about 34 years), and never below the longest
+    window.
+    """
+    return max(LONGEST_WINDOW, int(half_life_days * MAX_DECAY_EXPONENT) - LONGEST_WINDOW)
+
+
 def day_index(day: Column) -> Column:
     """Days since 1970-01-01: the ordering key of every trailing window."""
     return F.datediff(day, F.lit("1970-01-01").cast("date"))
@@ -35,6 +50,37 @@ def is_engagement(event_type: Column) -> Column:
 def events_between(events: DataFrame, *, start: date, end: date) -> DataFrame:
     """Events with ``start <= event_date <= end`` (both inclusive)."""
     return events.filter(F.col(C.EVENT_DATE).between(F.lit(start), F.lit(end)))
+
+
+def as_of_frame(spark: SparkSession, as_of_dates: Sequence[date]) -> DataFrame:
+    """One row per distinct date of ``as_of_dates``: column ``as_of`` (the spine of a multi-date pass)."""
+    if not as_of_dates:
+        raise InputError("as_of_dates must not be empty")
+    schema = T.StructType([T.StructField(C.AS_OF, T.DateType(), nullable=False)])
+    return spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], schema)
+
+
+def events_by_as_of(events: DataFrame, as_of_dates: Sequence[date], *, window_days: int) -> DataFrame:
+    """Each event once per ``as_of`` whose trailing ``window_days`` window holds it.
+
+    Adds column ``as_of``: a row for every date ``as_of`` of ``as_of_dates`` with
+    ``as_of - window_days < event_date <= as_of``. With one date this is
+    :func:`events_between` plus a constant column, so the one-date (daily) and
+    the many-date (backfill) computations are the same code.
+    """
+    dates = sorted(set(as_of_dates))
+    spine = as_of_frame(events.sparkSession, dates)
+    in_window = (F.col(C.EVENT_DATE) <= F.col(C.AS_OF)) & (
+        F.col(C.EVENT_DATE) > F.date_sub(F.col(C.AS_OF), window_days)
+    )
+    return events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1]).join(
+        F.broadcast(spine), on=in_window, how="inner"
+    )
+
+
+def with_as_of(df: DataFrame, as_of: date) -> DataFrame:
+    """``df`` with column ``as_of`` set to ``as_of`` when it has no such column (one-date callers)."""
+    return df if C.AS_OF in df.columns else df.withColumn(C.AS_OF, F.lit(as_of))
 
 
 def user_daily(events: DataFrame) -> DataFrame:
@@ -100,15 +146,20 @@ def windowed_features(
     A spine row (all counts zero) is added at each ``as_of`` for each account
     with activity in its window, so that every frame ends exactly at ``as_of``
     even on days the account did nothing. Decayed sums are computed as
-    ``sum(x * 2^((day - base)/h)) * 2^(-(as_of - base)/h)`` over the frame, with
-    ``base`` the earliest day of the run: exact, and no per-row exponent grows
-    with the calendar.
+    ``sum(x * 2^((day - base)/h)) * 2^(-(as_of - base)/h)`` over the frame:
+    exact, and no per-row exponent grows with the calendar. ``base`` depends on
+    ``as_of`` alone (the start of its calendar block of :func:`decay_block_days`
+    days, minus 90), never on which other dates are computed with it, so one
+    date computed alone (a daily run) or among many (a backfill) gives the same
+    bits. Rows are windowed per account and block; a day near a block's end is
+    also copied into the next block.
     """
     if not as_of_dates:
         raise InputError("windowed_features: as_of_dates must not be empty")
     dates = sorted(set(as_of_dates))
-    base_day = (dates[0] - timedelta(days=LONGEST_WINDOW)) - date(1970, 1, 1)
-    as_of_df = spark.createDataFrame([(d,) for d in dates], T.StructType([T.StructField(C.AS_OF, T.DateType())]))
+    block_days = decay_block_days(half_life_days)
+    blocks = sorted({(d - EPOCH).days // block_days for d in dates})
+    as_of_df = as_of_frame(spark, dates)
     in_range = daily.filter(
         F.col(C.EVENT_DATE).between(F.lit(dates[0] - timedelta(days=LONGEST_WINDOW - 1)), F.lit(dates[-1]))
     ).withColumn(C.DAY_INDEX, day_index(F.col(C.EVENT_DATE)))
@@ -123,6 +174,13 @@ def windowed_features(
     )
     sent_total = sum((F.col(n) for n in S.DAILY_SENT), F.lit(0))
     measures = [*S.FEATURE_MEASURES, "sent_total"]
+    # A day counts for the as_of dates up to 89 days later: its own block and possibly the next.
+    day_blocks = F.array_distinct(
+        F.array(
+            F.floor(F.col(C.DAY_INDEX) / block_days).cast("long"),
+            F.floor((F.col(C.DAY_INDEX) + (LONGEST_WINDOW - 1)) / block_days).cast("long"),
+        )
+    )
     facts = in_range.select(
         C.NETWORK,
         C.USER_ID,
@@ -130,21 +188,24 @@ def windowed_features(
         *[F.col(m).cast("double").alias(m) for m in S.FEATURE_MEASURES],
         sent_total.cast("double").alias("sent_total"),
         F.lit(None).cast("date").alias(C.AS_OF),
-    )
+        F.explode(day_blocks).alias("_block"),
+    ).filter(F.col("_block").isin(blocks))
     anchors = spine.select(
         C.NETWORK,
         C.USER_ID,
         day_index(F.col(C.AS_OF)).alias(C.DAY_INDEX),
         *[F.lit(0.0).alias(m) for m in measures],
         C.AS_OF,
+        F.floor(day_index(F.col(C.AS_OF)) / block_days).cast("long").alias("_block"),
     )
-    by_user = Window.partitionBy(C.NETWORK, C.USER_ID).orderBy(C.DAY_INDEX)
+    by_user = Window.partitionBy(C.NETWORK, C.USER_ID, "_block").orderBy(C.DAY_INDEX)
 
     def trailing(days: int) -> Window:
         return by_user.rangeBetween(-(days - 1), Window.currentRow)
 
-    growth = F.pow(F.lit(2.0), (F.col(C.DAY_INDEX) - base_day.days) / half_life_days)
-    decay_to_as_of = F.pow(F.lit(2.0), -(F.col(C.DAY_INDEX) - base_day.days) / half_life_days)
+    base_day = F.col("_block") * block_days - LONGEST_WINDOW
+    growth = F.pow(F.lit(2.0), (F.col(C.DAY_INDEX) - base_day) / half_life_days)
+    decay_to_as_of = F.pow(F.lit(2.0), -(F.col(C.DAY_INDEX) - base_day) / half_life_days)
     active_day = F.when(F.col("sent_total") > 0, 1.0).otherwise(0.0)
     windowed = facts.unionByName(anchors).select(
         C.AS_OF,
@@ -168,14 +229,21 @@ def windowed_features(
 
 def latest_profiles(profiles: DataFrame, as_of: date) -> DataFrame:
     """The newest profile snapshot per account taken before the end of ``as_of``."""
-    newest_first = Window.partitionBy(C.NETWORK, C.USER_ID).orderBy(
+    spine = as_of_frame(profiles.sparkSession, [as_of])
+    return latest_profiles_by_as_of(profiles, spine).drop(C.AS_OF)
+
+
+def latest_profiles_by_as_of(profiles: DataFrame, as_of_dates: DataFrame) -> DataFrame:
+    """The newest profile snapshot per account and ``as_of`` of ``as_of_dates``, taken before the end of it."""
+    newest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID).orderBy(
         F.col(C.SNAPSHOT_TS).desc(), F.col(C.EVENT_ID).desc()
     )
     return (
-        profiles.filter(F.to_date(C.SNAPSHOT_TS) <= F.lit(as_of))
+        profiles.join(F.broadcast(as_of_dates), on=F.to_date(C.SNAPSHOT_TS) <= F.col(C.AS_OF), how="inner")
         .withColumn("_n", F.row_number().over(newest_first))
         .filter(F.col("_n") == 1)
         .select(
+            C.AS_OF,
             C.NETWORK,
             C.USER_ID,
             C.FOLLOWERS_COUNT,
@@ -217,38 +285,65 @@ def with_quality_flags(
 def genuine_engagement(events: DataFrame, flags: DataFrame, as_of: date, *, half_life_days: float) -> DataFrame:
     """Engagement each account received from genuine engagers, as of ``as_of``.
 
+    The one-date form of :func:`genuine_engagement_by_as_of` (``flags`` may lack
+    ``as_of``); returns the same columns without ``as_of``.
+    """
+    return genuine_engagement_by_as_of(
+        events, with_as_of(flags, as_of), [as_of], half_life_days=half_life_days
+    ).drop(C.AS_OF)
+
+
+def genuine_engagement_by_as_of(
+    events: DataFrame, flags: DataFrame, as_of_dates: Sequence[date], *, half_life_days: float
+) -> DataFrame:
+    """Engagement each account received from genuine engagers, for every date of ``as_of_dates``.
+
     Parameters
     ----------
     events
-        ``silver_events``; only engagement events up to ``as_of`` are used.
+        ``silver_events``; for each ``as_of`` only engagement events of the 90 days up to it are used.
     flags
-        ``network``, ``user_id``, ``is_genuine`` as of ``as_of`` (the engagers' flags).
+        ``as_of``, ``network``, ``user_id``, ``is_genuine``: the engagers' flags as of each date.
 
     Returns
     -------
     DataFrame
-        ``network``, ``user_id`` and ``genuine_engagers_30d`` (distinct),
+        ``as_of``, ``network``, ``user_id`` and ``genuine_engagers_30d`` (distinct),
         ``amplified_posts_30d`` (distinct own posts reshared, quoted or replied
         to), ``genuine_reshares_30d`` and ``genuine_engagements_decayed`` (90 days).
+
+    Notes
+    -----
+    The decayed sum adds per-day terms in day order (a sorted array folded
+    left), so its floating-point value does not depend on how rows are
+    partitioned: a backfill and a daily run give the same bits.
     """
-    engager_flags = flags.select(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID), S.IS_GENUINE)
-    window_start = as_of - timedelta(days=LONGEST_WINDOW - 1)
+    engager_flags = flags.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID), S.IS_GENUINE)
     engagements = (
-        events_between(events, start=window_start, end=as_of)
-        .filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
-        .join(engager_flags, on=[C.NETWORK, C.ACTOR_ID], how="inner")
+        events.filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
+        .transform(events_by_as_of, as_of_dates, window_days=LONGEST_WINDOW)
+        .join(engager_flags, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="inner")
         .filter(F.col(S.IS_GENUINE))
     )
-    in_30d = F.col(C.EVENT_DATE) > F.lit(as_of - timedelta(days=30))
+    in_30d = F.col(C.EVENT_DATE) > F.date_sub(F.col(C.AS_OF), 30)
     amplifying = F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY)
     resharing = F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE)
-    age = F.datediff(F.lit(as_of), F.col(C.EVENT_DATE))
-    return engagements.groupBy(C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID)).agg(
+    age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
+    keys = [C.AS_OF, C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID)]
+    per_account = engagements.groupBy(*keys).agg(
         F.count_distinct(F.when(in_30d, F.col(C.ACTOR_ID))).alias(S.GENUINE_ENGAGERS_30D),
         F.count_distinct(F.when(in_30d & amplifying, F.col(C.PARENT_POST_ID))).alias(S.AMPLIFIED_POSTS_30D),
         F.count(F.when(in_30d & resharing, 1)).alias(S.GENUINE_RESHARES_30D),
-        F.sum(F.pow(F.lit(0.5), age / half_life_days)).alias(S.GENUINE_ENGAGEMENTS_DECAYED),
     )
+    per_day = engagements.groupBy(*keys, age.alias("_age")).agg(F.count(F.lit(1)).alias("_n"))
+    decayed = per_day.groupBy(C.AS_OF, C.NETWORK, C.USER_ID).agg(
+        F.aggregate(
+            F.array_sort(F.collect_list(F.struct(F.col("_age"), F.col("_n")))),
+            F.lit(0.0),
+            lambda total, day: total + day["_n"] * F.pow(F.lit(0.5), day["_age"] / half_life_days),
+        ).alias(S.GENUINE_ENGAGEMENTS_DECAYED)
+    )
+    return per_account.join(decayed, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="inner")
 
 
 def user_features(
@@ -257,6 +352,22 @@ def user_features(
     events: DataFrame,
     profiles: DataFrame,
     as_of: date,
+    **params: float,
+) -> DataFrame:
+    """All features of every account active in the 90 days up to ``as_of``.
+
+    The one-date form of :func:`user_features_by_as_of` (same parameters).
+    Returns ``USER_FEATURES_SCHEMA`` columns.
+    """
+    return user_features_by_as_of(spark, daily, events, profiles, [as_of], **params)
+
+
+def user_features_by_as_of(
+    spark: SparkSession,
+    daily: DataFrame,
+    events: DataFrame,
+    profiles: DataFrame,
+    as_of_dates: Sequence[date],
     *,
     half_life_days: float,
     inactive_days: int,
@@ -264,15 +375,19 @@ def user_features(
     spam_max_follows_30d: int,
     spam_min_follow_back: float,
 ) -> DataFrame:
-    """All features of every account active in the 90 days up to ``as_of``.
+    """All features of every account active in the 90 days up to each date of ``as_of_dates``, in one pass.
 
+    ``daily`` (``user_daily``) is read once for all dates; windows, profiles,
+    flags and genuine engagement are computed per ``(as_of, account)``.
     Returns ``USER_FEATURES_SCHEMA`` columns.
     """
-    windowed = windowed_features(daily, spark, [as_of], half_life_days=half_life_days, inactive_days=inactive_days)
-    profile = latest_profiles(profiles, as_of)
+    windowed = windowed_features(daily, spark, as_of_dates, half_life_days=half_life_days, inactive_days=inactive_days)
+    profile = latest_profiles_by_as_of(profiles, as_of_frame(spark, as_of_dates))
     flagged = (
-        windowed.join(profile, on=[C.NETWORK, C.USER_ID], how="left")
-        .withColumn(S.ACCOUNT_AGE_DAYS, F.datediff(F.lit(as_of), F.to_date(C.ACCOUNT_CREATED_AT)).cast("long"))
+        windowed.join(profile, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+        .withColumn(
+            S.ACCOUNT_AGE_DAYS, F.datediff(F.col(C.AS_OF), F.to_date(C.ACCOUNT_CREATED_AT)).cast("long")
+        )
         .transform(
             with_quality_flags,
             spam_max_engagements_per_day=spam_max_engagements_per_day,
@@ -280,16 +395,20 @@ def user_features(
             spam_min_follow_back=spam_min_follow_back,
         )
     )
-    genuine = genuine_engagement(events, flagged, as_of, half_life_days=half_life_days)
+    genuine = genuine_engagement_by_as_of(events, flagged, as_of_dates, half_life_days=half_life_days)
     counts = [S.GENUINE_ENGAGERS_30D, S.AMPLIFIED_POSTS_30D, S.GENUINE_RESHARES_30D, S.GENUINE_ENGAGEMENTS_DECAYED]
     return (
-        flagged.join(genuine, on=[C.NETWORK, C.USER_ID], how="left")
+        flagged.join(genuine, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
         .fillna(0, subset=counts)
         .select(*S.USER_FEATURES_SCHEMA.fieldNames())
     )
 
 
 def genuine_flags(features: DataFrame) -> DataFrame:
-    """``network``, ``user_id``, ``is_genuine`` from stored ``user_features`` rows."""
+    """``as_of``, ``network``, ``user_id``, ``is_genuine`` from stored ``user_features`` rows.
+
+    ``as_of`` is kept when ``features`` has it (stored rows always do).
+    """
     genuine = ~F.col(S.IS_INACTIVE) & ~F.col(S.IS_SPAM_LIKE)
-    return features.select(C.NETWORK, C.USER_ID, genuine.alias(S.IS_GENUINE))
+    keys = [c for c in (C.AS_OF, C.NETWORK, C.USER_ID) if c in features.columns]
+    return features.select(*keys, genuine.alias(S.IS_GENUINE))

@@ -6,8 +6,8 @@ PageRank mass flows to accounts that influential accounts engage with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.errors import ConfigError
+from klout_spark.features import events_by_as_of, with_as_of
 
 # Node keys join network and user id, since user ids are unique only within a network.
 NODE_SEPARATOR = "\t"
@@ -49,12 +50,38 @@ def engagement_edges(
 ) -> DataFrame:
     """Weighted engager -> author edges as of ``as_of``.
 
+    The one-date form of :func:`engagement_edges_by_as_of` (``flags`` may lack ``as_of``).
+    """
+    return engagement_edges_by_as_of(
+        events,
+        with_as_of(flags, as_of),
+        [as_of],
+        window_days=window_days,
+        half_life_days=half_life_days,
+        type_weights=type_weights,
+        reciprocal_discount=reciprocal_discount,
+    )
+
+
+def engagement_edges_by_as_of(
+    events: DataFrame,
+    flags: DataFrame,
+    as_of_dates: Sequence[date],
+    *,
+    window_days: int,
+    half_life_days: float,
+    type_weights: Mapping[str, float],
+    reciprocal_discount: float,
+) -> DataFrame:
+    """Weighted engager -> author edges as of every date of ``as_of_dates``.
+
     Parameters
     ----------
     events
-        ``silver_events``; interactions in the ``window_days`` up to ``as_of`` are used.
+        ``silver_events``; interactions in the ``window_days`` up to each ``as_of`` are used.
     flags
-        ``network``, ``user_id``, ``is_genuine``: only genuine engagers give edges.
+        ``as_of``, ``network``, ``user_id``, ``is_genuine``: only engagers genuine
+        as of a date give edges for that date.
     type_weights
         Weight per interaction type; each interaction also decays with half-life
         ``half_life_days`` by its age at ``as_of``.
@@ -66,34 +93,44 @@ def engagement_edges(
     -------
     DataFrame
         ``ENGAGEMENT_EDGES_SCHEMA`` columns; ``weight`` is normalized so that each
-        engager's out-weights sum to 1 (one account cannot pour unbounded mass
-        into a target); self-loops and zero weights are removed.
+        engager's out-weights sum to 1 per ``as_of`` (one account cannot pour
+        unbounded mass into a target); self-loops and zero weights are removed.
+
+    Notes
+    -----
+    Interactions are first counted per pair, type and day (exact integers), so
+    each date's window expands those counts, not the raw events.
     """
-    start = as_of - timedelta(days=window_days - 1)
-    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
-    age = F.datediff(F.lit(as_of), F.col(C.EVENT_DATE))
+    daily_pairs = (
+        events.filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
+        .withColumn("_type_weight", type_weight(F.col(C.EVENT_TYPE), type_weights))
+        .filter(F.col("_type_weight") > 0)
+        .groupBy(C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_TYPE, "_type_weight", C.EVENT_DATE)
+        .agg(F.count(F.lit(1)).alias(C.INTERACTIONS))
+    )
+    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+    age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
     weighted = (
-        events.filter(F.col(C.EVENT_DATE).between(F.lit(start), F.lit(as_of)))
-        .filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
-        .join(genuine, on=[C.NETWORK, C.ACTOR_ID], how="left_semi")
-        .withColumn(C.WEIGHT, type_weight(F.col(C.EVENT_TYPE), type_weights) * F.pow(F.lit(0.5), age / half_life_days))
-        .filter(F.col(C.WEIGHT) > 0)
+        events_by_as_of(daily_pairs, as_of_dates, window_days=window_days)
+        .join(genuine, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="left_semi")
+        .withColumn(C.WEIGHT, F.col(C.INTERACTIONS) * F.col("_type_weight") * F.pow(F.lit(0.5), age / half_life_days))
     )
-    pairs = weighted.groupBy(C.NETWORK, F.col(C.ACTOR_ID).alias(C.SRC), F.col(C.SUBJECT_ID).alias(C.DST)).agg(
-        F.count(F.lit(1)).alias(C.INTERACTIONS), F.sum(C.WEIGHT).alias(C.WEIGHT)
-    )
+    pairs = weighted.groupBy(
+        C.AS_OF, C.NETWORK, F.col(C.ACTOR_ID).alias(C.SRC), F.col(C.SUBJECT_ID).alias(C.DST)
+    ).agg(F.sum(C.INTERACTIONS).alias(C.INTERACTIONS), F.sum(C.WEIGHT).alias(C.WEIGHT))
     reverse = pairs.select(
-        C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST), F.col(C.WEIGHT).alias("reverse_weight")
+        C.AS_OF, C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST),
+        F.col(C.WEIGHT).alias("reverse_weight"),
     )
     returned = F.least(F.col(C.WEIGHT), F.coalesce(F.col("reverse_weight"), F.lit(0.0)))
     discounted = (
-        pairs.join(reverse, on=[C.NETWORK, C.SRC, C.DST], how="left")
+        pairs.join(reverse, on=[C.AS_OF, C.NETWORK, C.SRC, C.DST], how="left")
         .withColumn(C.WEIGHT, F.col(C.WEIGHT) - (1.0 - reciprocal_discount) * returned)
         .filter(F.col(C.WEIGHT) > 0)
     )
-    out_total = F.sum(C.WEIGHT).over(Window.partitionBy(C.NETWORK, C.SRC))
+    out_total = F.sum(C.WEIGHT).over(Window.partitionBy(C.AS_OF, C.NETWORK, C.SRC))
     return discounted.select(
-        F.lit(as_of).alias(C.AS_OF),
+        C.AS_OF,
         C.NETWORK,
         C.SRC,
         C.DST,
@@ -109,7 +146,7 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
     twice as much, flagged (spam-like or inactive) accounts ``flagged_trust``
     times as much. Unknown age counts as half of full age.
 
-    Returns ``network``, ``user_id``, ``trust``.
+    Returns ``network``, ``user_id``, ``trust`` (after ``as_of`` when ``features`` has it).
     """
     # least/greatest skip nulls, so the unknown age is handled first.
     age = F.col(S.ACCOUNT_AGE_DAYS)
@@ -119,4 +156,6 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
     base = F.lit(0.1) + 0.9 * age_share
     verified = F.when(F.coalesce(F.col(C.VERIFIED), F.lit(False)), 2.0).otherwise(1.0)
     flagged = F.when(F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE), flagged_trust).otherwise(1.0)
-    return features.select(C.NETWORK, C.USER_ID, (base * verified * flagged).alias(C.TRUST))
+    # Stored features carry as_of (one row per account and date): keep it as a key.
+    keys = [c for c in (C.AS_OF, C.NETWORK, C.USER_ID) if c in features.columns]
+    return features.select(*keys, (base * verified * flagged).alias(C.TRUST))

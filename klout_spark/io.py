@@ -184,6 +184,25 @@ class Lakehouse:
 
         _retry_on_conflict(merge, what=f"MERGE into {table}")
 
+    def claim(self, df: DataFrame, table: str, schema: T.StructType, *, keys: Sequence[str], takeover: str) -> None:
+        """Insert the rows of ``df`` whose ``keys`` are free, or replace held ones matching ``takeover`` (MERGE).
+
+        ``takeover`` is a SQL condition on the held row ``t`` (and the new row
+        ``s``). Delta's optimistic concurrency makes the MERGE atomic: of two
+        concurrent claims on the same keys, one commits and the other raises a
+        concurrent-modification error.
+        """
+        self.ensure(table, schema)
+        target = DeltaTable.forPath(self.spark, self.path(table))
+        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        (
+            target.alias("t")
+            .merge(_conform(df, schema).alias("s"), condition)
+            .whenMatchedUpdateAll(condition=takeover)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
     def delete(self, table: str, condition: Column) -> None:
         """Delete the rows matching ``condition`` (no-op if the table does not exist).
 

@@ -7,8 +7,10 @@ atomically (or, for ingest/validate, skips what is committed already).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -19,7 +21,8 @@ from klout_spark import schemas as S
 from klout_spark.config import Settings
 from klout_spark.errors import InputError, StageOrderError
 from klout_spark.io import Lakehouse, read_identities_csv
-from klout_spark.runs import RunContext, record_stage
+from klout_spark.locks import as_of_lock
+from klout_spark.runs import RunContext, code_version, committed_dates, record_stage, record_stage_dates
 from klout_spark.session import build_session
 
 log = logging.getLogger(__name__)
@@ -72,12 +75,17 @@ def load_identities(p: Pipeline, path: str) -> int:
 
 
 def stage_validate(
-    p: Pipeline, *, as_of: date | None = None, allow_bad_data: str | None = None
+    p: Pipeline,
+    *,
+    as_of: date | None = None,
+    allow_bad_data: str | None = None,
+    check_dates: Sequence[date] | None = None,
 ) -> silver.PromoteSummary:
     """Promote pending bronze batches to silver, then run the table-level checks of ``as_of``.
 
     ``as_of`` defaults to the last day with events (decided after promotion, so a
-    new dump counts). The bronze failure fraction, the volume of ``as_of`` and the
+    new dump counts). A backfill passes ``check_dates`` instead: the checks then
+    run for each of them (from one per-day count of ``silver_events``). The bronze failure fraction, the volume of ``as_of`` and the
     missing days stop the run with :class:`DataQualityError`, unless ``allow_bad_data``
     gives a reason: the failures are then warnings, recorded with the reason in the
     validate row of ``runs`` (``message`` and ``details.overridden``).
@@ -117,10 +125,18 @@ def stage_validate(
         }
         overridden = list(summary.overridden)
         checks: dict = {}
-        if as_of is None and _has_events(p.lake):
+        if check_dates:
+            if p.lake.exists(catalog.SILVER_EVENTS):
+                failures, checks = _table_checks_dates(p, check_dates)
+                rec.details["table_checks"] = checks
+                overridden += quality.enforce(
+                    failures, allow_bad_data=reason,
+                    context=f"validate for as_of {_span(sorted(check_dates))}, before features",
+                )
+        elif as_of is None and _has_events(p.lake):
             as_of = default_as_of(p.lake)
             log.info("validate: as_of defaults to the last day with events: %s", as_of)
-        if as_of is not None:
+        if as_of is not None and not check_dates:
             rec.as_of = as_of
             if p.lake.exists(catalog.SILVER_EVENTS):
                 failures, checks = quality.silver_table_checks(
@@ -141,6 +157,28 @@ def stage_validate(
                 + ("; ".join(f"{item['check']}: {item['message']}" for item in overridden) or "nothing (all checks passed)")
             )
     return replace(summary, overridden=tuple(overridden), as_of=as_of, table_checks=checks)
+
+
+def _table_checks_dates(p: Pipeline, dates: Sequence[date]) -> tuple[list, dict]:
+    """The volume and missing-day checks of every date of ``dates`` from one per-day count."""
+    cfg = p.settings.validate
+    dates = sorted(set(dates))
+    lookback = max(quality.VOLUME_HISTORY_DAYS, cfg.max_gap_days) + quality.VOLUME_HISTORY_DAYS
+    counts = quality.daily_event_counts(
+        p.lake.read(catalog.SILVER_EVENTS), start=dates[0] - timedelta(days=lookback), end=dates[-1]
+    )
+    failures: list = []
+    checks: dict = {}
+    for as_of in dates:
+        volume, volume_facts = quality.volume_failure(
+            counts, as_of=as_of, min_ratio=cfg.min_volume_ratio, table=catalog.SILVER_EVENTS
+        )
+        gap, gap_facts = quality.missing_day_failure(
+            counts, as_of=as_of, max_gap_days=cfg.max_gap_days, table=catalog.SILVER_EVENTS
+        )
+        failures += [failure for failure in (volume, gap) if failure is not None]
+        checks[as_of.isoformat()] = {"volume": volume_facts, "missing_day": gap_facts}
+    return failures, checks
 
 
 def _has_events(lake: Lakehouse) -> bool:
@@ -171,32 +209,57 @@ def default_as_of(lake: Lakehouse) -> date:
     return last
 
 
-def _silver_window(p: Pipeline, as_of: date, days: int) -> DataFrame:
+def _silver_window(p: Pipeline, as_of: date, days: int, *, first: date | None = None) -> DataFrame:
+    """``silver_events`` of the ``days`` days up to ``as_of`` (from ``days`` before ``first`` when given)."""
     events = p.lake.read(catalog.SILVER_EVENTS)
-    return features.events_between(events, start=as_of - timedelta(days=days - 1), end=as_of)
+    start = (first or as_of) - timedelta(days=days - 1)
+    return features.events_between(events, start=start, end=as_of)
+
+
+def consecutive_dates(as_of_dates: Sequence[date]) -> list[date]:
+    """``as_of_dates`` sorted, checked to be consecutive days (each stage replaces the range in one commit)."""
+    dates = sorted(set(as_of_dates))
+    if not dates:
+        raise InputError("no dates to compute")
+    if (dates[-1] - dates[0]).days != len(dates) - 1:
+        raise InputError(f"dates must be consecutive days, got {len(dates)} dates from {dates[0]} to {dates[-1]}")
+    return dates
 
 
 def stage_features(p: Pipeline, as_of: date) -> int:
+    """``user_daily`` and ``user_features`` of ``as_of``; returns the number of accounts."""
+    return stage_features_dates(p, [as_of])[as_of]
+
+
+def stage_features_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, int]:
+    """``user_daily`` and ``user_features`` for consecutive dates in one pass; accounts per date.
+
+    ``user_daily`` is computed once for the 90 days before the first date up to
+    the last; the window features of every date come from it in one job, and
+    each table is replaced over the whole range in one commit.
+    """
+    dates = consecutive_dates(as_of_dates)
+    first, last = dates[0], dates[-1]
     cfg = p.settings.features
-    with record_stage(p.lake, p.run, "features", as_of) as rec:
-        window_start = as_of - timedelta(days=features.LONGEST_WINDOW - 1)
-        events = _silver_window(p, as_of, features.LONGEST_WINDOW).persist()
+    with record_stage_dates(p.lake, p.run, "features", dates) as records:
+        window_start = first - timedelta(days=features.LONGEST_WINDOW - 1)
+        events = _silver_window(p, last, features.LONGEST_WINDOW, first=first).persist()
         try:
             daily = features.user_daily(events)
             p.lake.overwrite_slice(
                 daily, catalog.USER_DAILY, S.USER_DAILY_SCHEMA,
-                column=C.EVENT_DATE, start=window_start, end=as_of, partition_by=[C.EVENT_DATE],
+                column=C.EVENT_DATE, start=window_start, end=last, partition_by=[C.EVENT_DATE],
             )
             stored_daily = p.lake.read(catalog.USER_DAILY).filter(
-                F.col(C.EVENT_DATE).between(F.lit(window_start), F.lit(as_of))
+                F.col(C.EVENT_DATE).between(F.lit(window_start), F.lit(last))
             )
             profiles = p.lake.read_or_empty(catalog.SILVER_PROFILES, S.SILVER_PROFILES_SCHEMA)
-            result = features.user_features(
+            result = features.user_features_by_as_of(
                 p.spark,
                 stored_daily,
                 events,
                 profiles,
-                as_of,
+                dates,
                 half_life_days=cfg.half_life_days,
                 inactive_days=cfg.inactive_days,
                 spam_max_engagements_per_day=cfg.spam_max_engagements_per_day,
@@ -211,46 +274,72 @@ def stage_features(p: Pipeline, as_of: date) -> int:
                 _gate_output(p, outcome, catalog.USER_FEATURES)
                 p.lake.overwrite_slice(
                     result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA,
-                    column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+                    column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
                 )
             finally:
                 result.unpersist()
         finally:
             events.unpersist()
-        stored = _slice(p, catalog.USER_FEATURES, as_of)
-        counts = stored.agg(
-            F.count(F.lit(1)).alias("accounts"),
-            F.count(F.when(F.col(S.IS_SPAM_LIKE), 1)).alias("spam_like"),
-            F.count(F.when(F.col(S.IS_INACTIVE), 1)).alias("inactive"),
-        ).first()
-        rec.rows_out = counts["accounts"]
-        rec.details = {"spam_like": counts["spam_like"], "inactive": counts["inactive"]}
-    return rec.rows_out
+        counts = (
+            _range(p, catalog.USER_FEATURES, dates)
+            .groupBy(C.AS_OF)
+            .agg(
+                F.count(F.lit(1)).alias("accounts"),
+                F.count(F.when(F.col(S.IS_SPAM_LIKE), 1)).alias("spam_like"),
+                F.count(F.when(F.col(S.IS_INACTIVE), 1)).alias("inactive"),
+            )
+            .collect()
+        )
+        by_date = {row[C.AS_OF]: row for row in counts}
+        for as_of, rec in records.items():
+            row = by_date.get(as_of)
+            rec.rows_out = row["accounts"] if row else 0
+            rec.details = {"spam_like": row["spam_like"] if row else 0, "inactive": row["inactive"] if row else 0}
+    return {as_of: rec.rows_out for as_of, rec in records.items()}
 
 
 def _slice(p: Pipeline, table: str, as_of: date) -> DataFrame:
     return p.lake.read(table).filter(F.col(C.AS_OF) == F.lit(as_of))
 
 
-def _require_slice(p: Pipeline, table: str, as_of: date, needed_by: str) -> DataFrame:
-    rows = _slice(p, table, as_of)
-    if rows.limit(1).count() == 0:
+def _range(p: Pipeline, table: str, dates: Sequence[date]) -> DataFrame:
+    return p.lake.read(table).filter(F.col(C.AS_OF).between(F.lit(min(dates)), F.lit(max(dates))))
+
+
+def _require_range(p: Pipeline, table: str, dates: Sequence[date], needed_by: str) -> DataFrame:
+    rows = _range(p, table, dates)
+    present = {row[0] for row in rows.select(C.AS_OF).distinct().collect()}
+    missing = [d for d in dates if d not in present]
+    if missing:
         raise StageOrderError(
-            f"{needed_by} for as_of {as_of} needs {p.lake.database}.{table} for that date; "
-            f"run the stage that writes it first (or `klout-spark run --as-of {as_of}`)"
+            f"{needed_by} for as_of {missing[0]} needs {p.lake.database}.{table} for that date; "
+            f"run the stage that writes it first (or `klout-spark run --as-of {missing[0]}`)"
         )
     return rows
 
 
 def stage_propagate(p: Pipeline, as_of: date) -> pagerank.PageRankResult:
+    """``engagement_edges`` and ``network_rank`` of ``as_of``; returns the PageRank result."""
+    return stage_propagate_dates(p, [as_of])[as_of]
+
+
+def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, pagerank.PageRankResult]:
+    """``engagement_edges`` and ``network_rank`` for consecutive dates.
+
+    The edges of every date are built in one job and written in one commit;
+    PageRank then runs once per date (each date is its own graph) on the edges
+    as stored, and all ranks are checked and written in one commit.
+    """
+    dates = consecutive_dates(as_of_dates)
+    first, last = dates[0], dates[-1]
     cfg = p.settings.propagate
-    with record_stage(p.lake, p.run, "propagate", as_of) as rec:
-        user_features = _require_slice(p, catalog.USER_FEATURES, as_of, "propagate")
-        events = _silver_window(p, as_of, cfg.window_days)
-        edges = graph.engagement_edges(
+    with record_stage_dates(p.lake, p.run, "propagate", dates) as records:
+        user_features = _require_range(p, catalog.USER_FEATURES, dates, "propagate")
+        events = _silver_window(p, last, cfg.window_days, first=first)
+        edges = graph.engagement_edges_by_as_of(
             events,
             features.genuine_flags(user_features),
-            as_of,
+            dates,
             window_days=cfg.window_days,
             half_life_days=cfg.half_life_days,
             type_weights=cfg.type_weights,
@@ -258,78 +347,109 @@ def stage_propagate(p: Pipeline, as_of: date) -> pagerank.PageRankResult:
         )
         p.lake.overwrite_slice(
             edges, catalog.ENGAGEMENT_EDGES, S.ENGAGEMENT_EDGES_SCHEMA,
-            column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+            column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
         )
-        stored_edges = _slice(p, catalog.ENGAGEMENT_EDGES, as_of)
+        stored_edges = _range(p, catalog.ENGAGEMENT_EDGES, dates).select(
+            C.AS_OF,
+            graph.node_key(F.col(C.NETWORK), F.col(C.SRC)).alias(C.SRC),
+            graph.node_key(F.col(C.NETWORK), F.col(C.DST)).alias(C.DST),
+            C.WEIGHT,
+        )
         trust = graph.trust_vector(
             user_features, flagged_trust=cfg.flagged_trust, full_age_days=cfg.trust_full_age_days
-        )
-        result = pagerank.pagerank(
-            stored_edges.select(
-                graph.node_key(F.col(C.NETWORK), F.col(C.SRC)).alias(C.SRC),
-                graph.node_key(F.col(C.NETWORK), F.col(C.DST)).alias(C.DST),
-                C.WEIGHT,
-            ),
-            trust.select(graph.node_key(F.col(C.NETWORK), F.col(C.USER_ID)).alias(C.NODE), C.TRUST),
-            damping=cfg.damping,
-            tol=cfg.tol,
-            max_iter=cfg.max_iter,
-            method=cfg.method,
-            local_max_edges=cfg.local_max_edges,
-            checkpoint_every=cfg.checkpoint_every,
-        )
-        network, user_id = graph.split_node_key(F.col(C.NODE))
-        ranks = (
-            result.ranks.select(network, user_id, C.PAGERANK)
-            .join(trust, on=[C.NETWORK, C.USER_ID], how="left")
-            .fillna(0.0, subset=[C.TRUST])
-            .withColumn(C.AS_OF, F.lit(as_of))
         ).persist()
+        teleport = trust.select(
+            C.AS_OF, graph.node_key(F.col(C.NETWORK), F.col(C.USER_ID)).alias(C.NODE), C.TRUST
+        )
+        if len(dates) > 1:
+            stored_edges = stored_edges.persist()
+        results: dict[date, pagerank.PageRankResult] = {}
         try:
-            outcome = quality.validate_network_rank(
-                ranks, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
-                data_docs=p.settings.validate.data_docs,
-            )
-            _gate_output(p, outcome, catalog.NETWORK_RANK)
-            # Not overridable: a mass that is not 1 is a propagation bug, not bad input.
-            quality.enforce(
-                quality.rank_mass_failures(ranks, tolerance=p.settings.validate.rank_mass_tolerance),
-                allow_bad_data=None,
-                context=f"propagate for as_of {as_of}, before writing {catalog.NETWORK_RANK}",
-            )
-            p.lake.overwrite_slice(
-                ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA,
-                column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
-            )
+            for as_of in dates:
+                results[as_of] = pagerank.pagerank(
+                    stored_edges.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
+                    teleport.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
+                    damping=cfg.damping,
+                    tol=cfg.tol,
+                    max_iter=cfg.max_iter,
+                    method=cfg.method,
+                    local_max_edges=cfg.local_max_edges,
+                    checkpoint_every=cfg.checkpoint_every,
+                )
+            network, user_id = graph.split_node_key(F.col(C.NODE))
+            per_date = [
+                result.ranks.select(F.lit(as_of).alias(C.AS_OF), network, user_id, C.PAGERANK)
+                for as_of, result in results.items()
+            ]
+            ranks = (
+                reduce(DataFrame.unionByName, per_date)
+                .join(trust, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+                .fillna(0.0, subset=[C.TRUST])
+            ).persist()
+            try:
+                outcome = quality.validate_network_rank(
+                    ranks, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
+                    data_docs=p.settings.validate.data_docs,
+                )
+                _gate_output(p, outcome, catalog.NETWORK_RANK)
+                # Not overridable: a mass that is not 1 is a propagation bug, not bad input.
+                quality.enforce(
+                    quality.rank_mass_failures(ranks, tolerance=p.settings.validate.rank_mass_tolerance),
+                    allow_bad_data=None,
+                    context=f"propagate for as_of {_span(dates)}, before writing {catalog.NETWORK_RANK}",
+                )
+                p.lake.overwrite_slice(
+                    ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA,
+                    column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
+                )
+            finally:
+                ranks.unpersist()
         finally:
-            ranks.unpersist()
-        if not result.converged:
-            log.warning(
-                "propagate: PageRank stopped at max_iter=%d with residual %.3e > tol=%.1e",
-                cfg.max_iter, result.residuals[-1], cfg.tol,
-            )
-        rec.rows_in = result.edge_count
-        rec.rows_out = result.node_count
-        rec.iterations = result.iterations
-        rec.residuals = list(result.residuals)
-        rec.residual = result.residuals[-1] if result.residuals else None
-        rec.details = {"method": result.method, "converged": result.converged}
-    return result
+            trust.unpersist()
+            stored_edges.unpersist()
+        for as_of, result in results.items():
+            if not result.converged:
+                log.warning(
+                    "propagate %s: PageRank stopped at max_iter=%d with residual %.3e > tol=%.1e",
+                    as_of, cfg.max_iter, result.residuals[-1], cfg.tol,
+                )
+            rec = records[as_of]
+            rec.rows_in = result.edge_count
+            rec.rows_out = result.node_count
+            rec.iterations = result.iterations
+            rec.residuals = list(result.residuals)
+            rec.residual = result.residuals[-1] if result.residuals else None
+            rec.details = {"method": result.method, "converged": result.converged}
+    return results
+
+
+def _span(dates: Sequence[date]) -> str:
+    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
 
 
 def stage_score(p: Pipeline, as_of: date) -> int:
+    """``scores``, ``score_topics``, ``score_explain`` (and ``person_scores``) of ``as_of``; returns accounts."""
+    return stage_score_dates(p, [as_of])[as_of]
+
+
+def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, int]:
+    """Scores, topics, explanations (and person scores) for consecutive dates, one commit per table.
+
+    ``score_delta_7d`` reads the stored scores of dates outside the range and
+    the new scores of dates inside it, so a range gives what day-by-day runs give.
+    """
+    dates = consecutive_dates(as_of_dates)
+    first, last = dates[0], dates[-1]
     cfg = p.settings.score
-    with record_stage(p.lake, p.run, "score", as_of) as rec:
-        user_features = _require_slice(p, catalog.USER_FEATURES, as_of, "score")
-        ranks = _require_slice(p, catalog.NETWORK_RANK, as_of, "score")
-        edges = _slice(p, catalog.ENGAGEMENT_EDGES, as_of)
-        previous = p.lake.read_or_empty(catalog.SCORES, S.SCORES_SCHEMA)
+    with record_stage_dates(p.lake, p.run, "score", dates) as records:
+        user_features = _require_range(p, catalog.USER_FEATURES, dates, "score")
+        ranks = _require_range(p, catalog.NETWORK_RANK, dates, "score")
+        edges = _range(p, catalog.ENGAGEMENT_EDGES, dates)
+        stored = p.lake.read_or_empty(catalog.SCORES, S.SCORES_SCHEMA)
         flags = features.genuine_flags(user_features)
-        scores = scoring.account_scores(
+        fresh = scoring.account_scores_by_as_of(
             user_features,
             ranks,
-            previous,
-            as_of,
             weights=(cfg.weights.true_reach, cfg.weights.amplification, cfg.weights.network_impact),
             reach_followers_weight=cfg.reach_followers_weight,
             reach_listed_weight=cfg.reach_listed_weight,
@@ -340,6 +460,8 @@ def stage_score(p: Pipeline, as_of: date) -> int:
             model_version=cfg.model_version,
             run_id=p.run.run_id,
         ).persist()
+        history = stored.filter(~F.col(C.AS_OF).between(F.lit(first), F.lit(last))).unionByName(fresh)
+        scores = scoring.with_score_delta_7d(fresh, history).persist()
         try:
             outcome = quality.validate_scores(
                 scores, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
@@ -347,15 +469,17 @@ def stage_score(p: Pipeline, as_of: date) -> int:
             )
             _gate_output(p, outcome, catalog.SCORES)
             p.lake.overwrite_slice(
-                scores, catalog.SCORES, S.SCORES_SCHEMA, column=C.AS_OF, start=as_of, partition_by=[C.AS_OF]
+                scores, catalog.SCORES, S.SCORES_SCHEMA,
+                column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
             )
         finally:
             scores.unpersist()
-        events = _silver_window(p, as_of, p.settings.propagate.window_days)
-        topics = scoring.score_topics(
+            fresh.unpersist()
+        events = _silver_window(p, last, p.settings.propagate.window_days, first=first)
+        topics = scoring.score_topics_by_as_of(
             events,
             flags,
-            as_of,
+            dates,
             window_days=p.settings.propagate.window_days,
             min_posts=cfg.topic_min_posts,
             min_engagers=cfg.topic_min_engagers,
@@ -364,27 +488,30 @@ def stage_score(p: Pipeline, as_of: date) -> int:
             run_id=p.run.run_id,
         )
         p.lake.overwrite_slice(
-            topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA, column=C.AS_OF, start=as_of, partition_by=[C.AS_OF]
+            topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA,
+            column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
         )
-        explain = scoring.score_explain(
-            edges, ranks, events, flags, as_of,
+        explain = scoring.score_explain_by_as_of(
+            edges, ranks, events, flags, dates,
             damping=p.settings.propagate.damping, top_k=cfg.explain_top_k, run_id=p.run.run_id,
         )
         p.lake.overwrite_slice(
             explain, catalog.SCORE_EXPLAIN, S.SCORE_EXPLAIN_SCHEMA,
-            column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+            column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
         )
-        stored = _slice(p, catalog.SCORES, as_of)
+        written = _range(p, catalog.SCORES, dates)
         if p.lake.exists(catalog.IDENTITIES):
             persons = scoring.person_scores(
-                stored, p.lake.read(catalog.IDENTITIES), model_version=cfg.model_version, run_id=p.run.run_id
+                written, p.lake.read(catalog.IDENTITIES), model_version=cfg.model_version, run_id=p.run.run_id
             )
             p.lake.overwrite_slice(
                 persons, catalog.PERSON_SCORES, S.PERSON_SCORES_SCHEMA,
-                column=C.AS_OF, start=as_of, partition_by=[C.AS_OF],
+                column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
             )
-        rec.rows_out = stored.count()
-    return rec.rows_out
+        counts = {row[C.AS_OF]: row["n"] for row in written.groupBy(C.AS_OF).agg(F.count(F.lit(1)).alias("n")).collect()}
+        for as_of, rec in records.items():
+            rec.rows_out = counts.get(as_of, 0)
+    return {as_of: rec.rows_out for as_of, rec in records.items()}
 
 
 @dataclass(frozen=True)
@@ -423,10 +550,86 @@ def run_daily(
     as_of = validated.as_of
     if as_of > date.today() + timedelta(days=1):
         raise InputError(f"as_of {as_of} is in the future")
-    accounts = stage_features(p, as_of)
-    propagation = stage_propagate(p, as_of)
-    scored = stage_score(p, as_of)
+    with as_of_lock(p.lake, p.run.run_id, [as_of], ttl_minutes=p.settings.run.lock_ttl_minutes):
+        accounts = stage_features(p, as_of)
+        propagation = stage_propagate(p, as_of)
+        scored = stage_score(p, as_of)
     return RunSummary(as_of, ingested, validated, accounts, propagation, scored)
+
+
+@dataclass(frozen=True)
+class BackfillSummary:
+    start: date
+    end: date
+    computed: tuple[date, ...]
+    skipped: tuple[date, ...]
+    chunks: tuple[tuple[date, date], ...]
+    ingest: ingest.IngestSummary | None
+
+
+def pending_chunks(dates: Sequence[date], *, chunk_days: int) -> list[list[date]]:
+    """Split sorted ``dates`` into runs of consecutive days, each at most ``chunk_days`` long."""
+    chunks: list[list[date]] = []
+    for as_of in sorted(set(dates)):
+        current = chunks[-1] if chunks else None
+        if current and (as_of - current[-1]).days == 1 and len(current) < chunk_days:
+            current.append(as_of)
+        else:
+            chunks.append([as_of])
+    return chunks
+
+
+def backfill(
+    p: Pipeline,
+    *,
+    start: date,
+    end: date,
+    force: bool = False,
+    inputs: Sequence[str] = (),
+    allow_bad_data: str | None = None,
+) -> BackfillSummary:
+    """Compute every ``as_of`` from ``start`` to ``end`` (inclusive), in ascending order.
+
+    Idempotent and resumable: a date whose tables were last written by a
+    complete run with the same config hash and code version is skipped (see
+    :func:`klout_spark.runs.committed_dates`), unless ``force``. The pending dates
+    are cut into chunks of at most ``run.backfill_chunk_days`` consecutive days;
+    per chunk, ``user_daily`` and the window features are computed once, the
+    edges and scores of all its dates in one job each, PageRank once per date,
+    and each table is replaced over the chunk in one commit, under the chunk's
+    date locks. Chunks go in date order, so ``score_delta_7d`` sees the scores
+    of 7 days before exactly as day-by-day runs would.
+    """
+    if start > end:
+        raise InputError(f"backfill: --start {start} is after --end {end}")
+    if end > date.today() + timedelta(days=1):
+        raise InputError(f"backfill: --end {end} is in the future")
+    ingested = stage_ingest(p, list(inputs)) if inputs else None
+    dates = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    done = set() if force else committed_dates(
+        p.lake, dates, config_hash=p.run.config_hash, version=code_version()
+    )
+    pending = [d for d in dates if d not in done]
+    if done:
+        log.info("backfill: %d of %d dates already committed with this config and code; skipping them", len(done), len(dates))
+    chunks = pending_chunks(pending, chunk_days=p.settings.run.backfill_chunk_days)
+    if pending or inputs:
+        # Promotes what was ingested (also when every date is committed) and checks the pending dates.
+        stage_validate(p, allow_bad_data=allow_bad_data, check_dates=pending or None)
+    for chunk in chunks:
+        log.info("backfill: computing %s (%d dates)", _span(chunk), len(chunk))
+        with as_of_lock(p.lake, p.run.run_id, chunk, ttl_minutes=p.settings.run.lock_ttl_minutes):
+            stage_features_dates(p, chunk)
+            stage_propagate_dates(p, chunk)
+            stage_score_dates(p, chunk)
+    return BackfillSummary(
+        start=start,
+        end=end,
+        computed=tuple(pending),
+        skipped=tuple(sorted(done)),
+        chunks=tuple((c[0], c[-1]) for c in chunks),
+        ingest=ingested,
+    )
 
 
 def top_scores(p: Pipeline, as_of: date, n: int) -> list:

@@ -345,3 +345,15 @@ RUNS_SCHEMA = T.StructType(
         _f(C.DETAILS, _S),
     ]
 )
+
+# One row per as_of a run is writing (see klout_spark.locks).
+RUN_LOCKS_SCHEMA = T.StructType(
+    [
+        _f(C.AS_OF, T.DateType(), False),
+        _f(C.RUN_ID, _S, False),
+        _f("host", _S, False),
+        _f("pid", _L, False),
+        _f("acquired_at", _TS, False),
+        _f("expires_at", _TS, False),
+    ]
+)

@@ -20,14 +20,14 @@ re-percentiling), so a score moves only when the account's activity moves.
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.features import events_between, is_engagement
+from klout_spark.features import events_by_as_of, is_engagement, with_as_of
 
 
 def clamp_0_100(value: Column) -> Column:
@@ -92,15 +92,52 @@ def account_scores(
     DataFrame
         ``SCORES_SCHEMA`` columns.
     """
+    scores = account_scores_by_as_of(
+        with_as_of(features, as_of),
+        with_as_of(ranks, as_of),
+        weights=weights,
+        reach_followers_weight=reach_followers_weight,
+        reach_listed_weight=reach_listed_weight,
+        reach_full_engagers=reach_full_engagers,
+        amplification_prior_posts=amplification_prior_posts,
+        amplification_prior_rate=amplification_prior_rate,
+        impact_full_ratio=impact_full_ratio,
+        model_version=model_version,
+        run_id=run_id,
+    )
+    return with_score_delta_7d(scores, previous)
+
+
+def account_scores_by_as_of(
+    features: DataFrame,
+    ranks: DataFrame,
+    *,
+    weights: tuple[float, float, float],
+    reach_followers_weight: float,
+    reach_listed_weight: float,
+    reach_full_engagers: float,
+    amplification_prior_posts: float,
+    amplification_prior_rate: float,
+    impact_full_ratio: float,
+    model_version: str,
+    run_id: str,
+) -> DataFrame:
+    """Score every account of ``features`` for each of its ``as_of`` dates, without ``score_delta_7d``.
+
+    ``features`` and ``ranks`` carry ``as_of``; sub-scores, ``rank`` and
+    ``percentile`` are per ``(as_of, network)``. ``score_delta_7d`` is null here:
+    :func:`with_score_delta_7d` fills it from the score history.
+
+    Returns ``SCORES_SCHEMA`` columns.
+    """
     total = sum(weights)
     w_reach, w_amp, w_impact = (w / total for w in weights)
-    mean_rank = ranks.groupBy(C.NETWORK).agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
-    week_ago = previous.filter(F.col(C.AS_OF) == F.lit(as_of - timedelta(days=7))).select(
-        C.NETWORK, C.USER_ID, F.col(C.SCORE).alias("score_7d_ago")
-    )
+    mean_rank = ranks.groupBy(C.AS_OF, C.NETWORK).agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
     subscores = (
-        features.join(ranks.select(C.NETWORK, C.USER_ID, C.PAGERANK), on=[C.NETWORK, C.USER_ID], how="left")
-        .join(F.broadcast(mean_rank), on=C.NETWORK, how="left")
+        features.join(
+            ranks.select(C.AS_OF, C.NETWORK, C.USER_ID, C.PAGERANK), on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left"
+        )
+        .join(F.broadcast(mean_rank), on=[C.AS_OF, C.NETWORK], how="left")
         .withColumn(
             C.TRUE_REACH,
             true_reach(
@@ -116,15 +153,14 @@ def account_scores(
         .withColumn(C.NETWORK_IMPACT, network_impact(full_ratio=impact_full_ratio))
     )
     combined = w_reach * F.col(C.TRUE_REACH) + w_amp * F.col(C.AMPLIFICATION) + w_impact * F.col(C.NETWORK_IMPACT)
-    best_first = Window.partitionBy(C.NETWORK).orderBy(F.col(C.SCORE).desc(), F.col(C.USER_ID))
-    lowest_first = Window.partitionBy(C.NETWORK).orderBy(F.col(C.SCORE))
+    best_first = Window.partitionBy(C.AS_OF, C.NETWORK).orderBy(F.col(C.SCORE).desc(), F.col(C.USER_ID))
+    lowest_first = Window.partitionBy(C.AS_OF, C.NETWORK).orderBy(F.col(C.SCORE))
     return (
         subscores.withColumn(C.SCORE, F.round(1.0 + 0.99 * combined, 4))
         .withColumn(C.RANK, F.row_number().over(best_first).cast("long"))
         .withColumn(C.PERCENTILE, F.round(100.0 * F.percent_rank().over(lowest_first), 4))
-        .join(week_ago, on=[C.NETWORK, C.USER_ID], how="left")
         .select(
-            F.lit(as_of).alias(C.AS_OF),
+            C.AS_OF,
             C.NETWORK,
             C.USER_ID,
             C.SCORE,
@@ -133,21 +169,43 @@ def account_scores(
             F.round(C.NETWORK_IMPACT, 4).alias(C.NETWORK_IMPACT),
             C.RANK,
             C.PERCENTILE,
-            F.round(F.col(C.SCORE) - F.col("score_7d_ago"), 4).alias(C.SCORE_DELTA_7D),
+            F.lit(None).cast("double").alias(C.SCORE_DELTA_7D),
             F.lit(model_version).alias(C.MODEL_VERSION),
             F.lit(run_id).alias(C.RUN_ID),
         )
     )
 
 
-def _genuine_engagements_on_posts(events: DataFrame, flags: DataFrame, *, start: date, end: date) -> DataFrame:
-    """Engagements with a post (``parent_post_id``) by genuine engagers, not by the author."""
-    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+def with_score_delta_7d(scores: DataFrame, history: DataFrame) -> DataFrame:
+    """Set ``score_delta_7d``: the score minus the account's score 7 days before, from ``history``.
+
+    ``history`` holds ``scores`` rows of any dates (the stored table, plus the
+    rows being written when several dates are scored at once). Null when the
+    account had no score then. Returns ``SCORES_SCHEMA`` columns.
+    """
+    week_ago = history.select(
+        F.date_add(F.col(C.AS_OF), 7).alias(C.AS_OF), C.NETWORK, C.USER_ID, F.col(C.SCORE).alias("score_7d_ago")
+    )
+    delta = F.round(F.col(C.SCORE) - F.col("score_7d_ago"), 4)
     return (
-        events_between(events, start=start, end=end)
-        .filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
+        scores.drop(C.SCORE_DELTA_7D)
+        .join(week_ago, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+        .withColumn(C.SCORE_DELTA_7D, delta)
+        .select(*S.SCORES_SCHEMA.fieldNames())
+    )
+
+
+def _genuine_engagements_on_posts(events: DataFrame, flags: DataFrame, as_of_dates, *, window_days: int) -> DataFrame:
+    """Engagements with a post (``parent_post_id``) by engagers genuine as of each date, not by the author.
+
+    One row per engagement and ``as_of`` whose trailing ``window_days`` hold it.
+    """
+    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+    return (
+        events.filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
         .filter(F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID))
-        .join(genuine, on=[C.NETWORK, C.ACTOR_ID], how="left_semi")
+        .transform(events_by_as_of, as_of_dates, window_days=window_days)
+        .join(genuine, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="left_semi")
     )
 
 
@@ -163,19 +221,42 @@ def score_topics(
     full_engagers: float,
     run_id: str,
 ) -> DataFrame:
-    """Topics an account is influential about, each backed by evidence.
+    """Topics an account is influential about, each backed by evidence (one ``as_of``).
+
+    The one-date form of :func:`score_topics_by_as_of` (``flags`` may lack ``as_of``).
+    """
+    return score_topics_by_as_of(
+        events, with_as_of(flags, as_of), [as_of], window_days=window_days, min_posts=min_posts,
+        min_engagers=min_engagers, max_per_user=max_per_user, full_engagers=full_engagers, run_id=run_id,
+    )
+
+
+def score_topics_by_as_of(
+    events: DataFrame,
+    flags: DataFrame,
+    as_of_dates,
+    *,
+    window_days: int,
+    min_posts: int,
+    min_engagers: int,
+    max_per_user: int,
+    full_engagers: float,
+    run_id: str,
+) -> DataFrame:
+    """Topics an account is influential about as of each date, each backed by evidence.
 
     A topic (hashtag) is kept only when at least ``min_posts`` of the account's
-    posts on it were engaged by genuine engagers, and at least ``min_engagers``
-    distinct genuine engagers engaged them: one lucky post never makes a topic.
+    posts on it in the ``window_days`` up to ``as_of`` were engaged by genuine
+    engagers, and at least ``min_engagers`` distinct genuine engagers engaged
+    them: one lucky post never makes a topic. ``flags`` carry ``as_of``.
 
     Returns ``SCORE_TOPICS_SCHEMA`` columns.
     """
-    start = as_of - timedelta(days=window_days - 1)
     posts = (
-        events_between(events, start=start, end=as_of)
-        .filter(F.col(C.EVENT_TYPE).isin(list(S.AUTHORED_TYPES)) & F.col(C.POST_ID).isNotNull())
+        events.filter(F.col(C.EVENT_TYPE).isin(list(S.AUTHORED_TYPES)) & F.col(C.POST_ID).isNotNull())
+        .transform(events_by_as_of, as_of_dates, window_days=window_days)
         .select(
+            C.AS_OF,
             C.NETWORK,
             F.col(C.ACTOR_ID).alias(C.USER_ID),
             C.POST_ID,
@@ -183,15 +264,15 @@ def score_topics(
         )
         .filter(F.length(C.TOPIC) > 0)
     )
-    engaged = _genuine_engagements_on_posts(events, flags, start=start, end=as_of).select(
-        C.NETWORK, F.col(C.PARENT_POST_ID).alias(C.POST_ID), C.ACTOR_ID
+    engaged = _genuine_engagements_on_posts(events, flags, as_of_dates, window_days=window_days).select(
+        C.AS_OF, C.NETWORK, F.col(C.PARENT_POST_ID).alias(C.POST_ID), C.ACTOR_ID
     )
-    evidence = posts.join(engaged, on=[C.NETWORK, C.POST_ID], how="inner")
-    per_topic = evidence.groupBy(C.NETWORK, C.USER_ID, C.TOPIC).agg(
+    evidence = posts.join(engaged, on=[C.AS_OF, C.NETWORK, C.POST_ID], how="inner")
+    per_topic = evidence.groupBy(C.AS_OF, C.NETWORK, C.USER_ID, C.TOPIC).agg(
         F.count_distinct(C.POST_ID).alias(C.TOPIC_POSTS),
         F.count_distinct(C.ACTOR_ID).alias(C.TOPIC_ENGAGERS),
     )
-    strongest_first = Window.partitionBy(C.NETWORK, C.USER_ID).orderBy(
+    strongest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID).orderBy(
         F.col(C.TOPIC_SCORE).desc(), F.col(C.TOPIC)
     )
     return (
@@ -200,7 +281,7 @@ def score_topics(
         .withColumn("_n", F.row_number().over(strongest_first))
         .filter(F.col("_n") <= max_per_user)
         .select(
-            F.lit(as_of).alias(C.AS_OF),
+            C.AS_OF,
             C.NETWORK,
             C.USER_ID,
             C.TOPIC,
@@ -223,35 +304,56 @@ def score_explain(
     top_k: int,
     run_id: str,
 ) -> DataFrame:
-    """Why each score is what it is: top contributing engagers and posts.
+    """Why each score is what it is (one ``as_of``): the one-date form of :func:`score_explain_by_as_of`."""
+    return score_explain_by_as_of(
+        with_as_of(edges, as_of), with_as_of(ranks, as_of), events, with_as_of(flags, as_of), [as_of],
+        damping=damping, top_k=top_k, run_id=run_id,
+    )
+
+
+def score_explain_by_as_of(
+    edges: DataFrame,
+    ranks: DataFrame,
+    events: DataFrame,
+    flags: DataFrame,
+    as_of_dates,
+    *,
+    damping: float,
+    top_k: int,
+    run_id: str,
+) -> DataFrame:
+    """Why each score is what it is, as of each date: top contributing engagers and posts.
 
     - ``engager`` rows: share of the account's incoming PageRank flow
       (``damping * pagerank(src) * weight(src -> dst)``) that each engager sends.
     - ``post`` rows: genuine engagements each of the account's posts drew in 30 days.
 
-    Returns ``SCORE_EXPLAIN_SCHEMA`` columns, at most ``top_k`` rows per kind per account.
+    ``edges``, ``ranks`` and ``flags`` carry ``as_of``. Returns
+    ``SCORE_EXPLAIN_SCHEMA`` columns, at most ``top_k`` rows per kind per account and date.
     """
-    sender_rank = ranks.select(C.NETWORK, F.col(C.USER_ID).alias(C.SRC), C.PAGERANK)
-    flow = edges.join(sender_rank, on=[C.NETWORK, C.SRC], how="inner").withColumn(
+    sender_rank = ranks.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.SRC), C.PAGERANK)
+    flow = edges.join(sender_rank, on=[C.AS_OF, C.NETWORK, C.SRC], how="inner").withColumn(
         "flow", damping * F.col(C.PAGERANK) * F.col(C.WEIGHT)
     )
-    inflow_total = F.sum("flow").over(Window.partitionBy(C.NETWORK, C.DST))
+    inflow_total = F.sum("flow").over(Window.partitionBy(C.AS_OF, C.NETWORK, C.DST))
     engagers = flow.select(
+        C.AS_OF,
         C.NETWORK,
         F.col(C.DST).alias(C.USER_ID),
         F.lit("engager").alias(C.CONTRIBUTOR_KIND),
         F.col(C.SRC).alias(C.CONTRIBUTOR_ID),
         (F.col("flow") / inflow_total).alias(C.CONTRIBUTION),
     )
-    start = as_of - timedelta(days=29)
     posts = (
-        _genuine_engagements_on_posts(events, flags, start=start, end=as_of)
+        _genuine_engagements_on_posts(events, flags, as_of_dates, window_days=30)
         .filter(is_engagement(F.col(C.EVENT_TYPE)))
-        .groupBy(C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), F.col(C.PARENT_POST_ID).alias(C.CONTRIBUTOR_ID))
+        .groupBy(
+            C.AS_OF, C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), F.col(C.PARENT_POST_ID).alias(C.CONTRIBUTOR_ID)
+        )
         .agg(F.count(F.lit(1)).cast("double").alias(C.CONTRIBUTION))
         .withColumn(C.CONTRIBUTOR_KIND, F.lit("post"))
     )
-    largest_first = Window.partitionBy(C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND).orderBy(
+    largest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND).orderBy(
         F.col(C.CONTRIBUTION).desc(), F.col(C.CONTRIBUTOR_ID)
     )
     return (
@@ -259,7 +361,7 @@ def score_explain(
         .withColumn(C.POSITION, F.row_number().over(largest_first).cast("long"))
         .filter(F.col(C.POSITION) <= top_k)
         .select(
-            F.lit(as_of).alias(C.AS_OF),
+            C.AS_OF,
             C.NETWORK,
             C.USER_ID,
             C.CONTRIBUTOR_KIND,

@@ -8,11 +8,13 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("generate", "ingest", "validate", "features", "propagate", "score", "run", "sql"):
+    for command in ("generate", "ingest", "validate", "features", "propagate", "score", "run", "backfill", "sql"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["generate", "ingest", "validate", "features", "propagate", "score", "run", "sql"])
+@pytest.mark.parametrize(
+    "command", ["generate", "ingest", "validate", "features", "propagate", "score", "run", "backfill", "sql"]
+)
 def test_every_subcommand_takes_conf_and_set(command):
     text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
     assert "--conf FILE" in text and "--set KEY=VALUE" in text and "--env" in text
@@ -43,3 +45,24 @@ def test_sql_prints_a_table_and_reports_bad_queries(spark, settings, capsys):  #
     assert "answer" in out and "42" in out
     assert main(["sql", f"SELECT * FROM {settings.lake.database}.no_such_table", *lake]) == 1
     assert "no_such_table" in capsys.readouterr().err
+
+
+def test_relative_dates_are_utc_days():
+    from datetime import UTC, datetime, timedelta
+
+    args = build_parser().parse_args(["run", "--as-of", "yesterday"])
+    assert args.as_of == datetime.now(UTC).date() - timedelta(days=1)
+    args = build_parser().parse_args(["backfill", "--start", "2026-10-01", "--end", "today"])
+    assert (args.start.isoformat(), args.end) == ("2026-10-01", datetime.now(UTC).date())
+
+
+def test_daily_job_scores_yesterday_unless_told_otherwise():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("daily_job", Path(__file__).parent.parent / "jobs" / "daily.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    assert job.daily_args(["--input", "d"]) == ["run", "--as-of", "yesterday", "--input", "d"]
+    assert job.daily_args(["--as-of", "2026-10-31"]) == ["run", "--as-of", "2026-10-31"]
+    assert job.daily_args(["--as-of=2026-10-31"]) == ["run", "--as-of=2026-10-31"]
