@@ -176,3 +176,12 @@ def test_ingest_ndjson_and_pretty_printed_pages_exactly_once(lake, tmp_path):
     assert len(bronze) == 9
     quarantine = [(q.reason, q.source_line) for q in lake.read(catalog.QUARANTINE).collect()]
     assert quarantine == [("bad_timestamp", 2)]
+
+
+def test_feed_pages_are_detected_from_a_line_or_a_whole_document():
+    from klout_spark.readers import detect_document, detect_format
+
+    assert detect_format(json.dumps(PAGE)) == "facebook"
+    assert detect_format("{") is None and detect_document(json.dumps(PAGE, indent=2)) == "facebook"
+    # The page after the last one has an empty data list: it does not tell.
+    assert detect_format(json.dumps({"data": [], "paging": {}})) is None

@@ -186,3 +186,12 @@ def test_archives_and_social_actions_ingest_with_resolved_subjects(lake, tmp_pat
         ("Shares.csv", 7, "bad_timestamp"),
     ]
     assert {r.format for r in lake.read(catalog.INGEST_LOG).collect()} == {"linkedin", "linkedin_archive"}
+
+
+def test_social_actions_are_detected_by_their_linkedin_actor():
+    from klout_spark.readers import detect_format
+
+    assert detect_format(json.dumps(COMMENTS_RESPONSE)) == "linkedin"
+    assert detect_format(json.dumps(LIKES_RESPONSE["elements"][0])) == "linkedin"
+    # An activity-streams record with actor/object is not LinkedIn.
+    assert detect_format(json.dumps({"actor": {"id": "7"}, "verb": "post", "object": {}})) is None

@@ -120,13 +120,13 @@ def detect_format(line: str) -> str | None:
 
 def _detect_social(record: dict) -> str | None:
     """facebook: a ``data`` list of objects with ``created_time``; linkedin: social actions
-    (``actor`` and ``object``), alone or as ``elements`` of a response."""
+    (an ``urn:li:`` ``actor`` and an ``object``), alone or as ``elements`` of a response."""
     data = record.get("data")
     if isinstance(data, list) and any(isinstance(p, dict) and "created_time" in p for p in data):
         return FACEBOOK
     elements = record.get("elements")
     items = elements if isinstance(elements, list) else [record]
-    if any(isinstance(e, dict) and "actor" in e and "object" in e for e in items):
+    if any(isinstance(e, dict) and str(e.get("actor", "")).startswith("urn:li:") and "object" in e for e in items):
         return LINKEDIN
     return None
 
