@@ -11,11 +11,13 @@ SAMPLE_EVENTS ?= 300000
 SAMPLE_DAYS ?= 30
 SAMPLE_SEED ?= 7
 ARGS ?=
+BENCH_SIZES ?= S,M,L
+BENCH_SEED ?= 7
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run sample test test-fast lint dist clean clean-lake check-java
+.PHONY: help install run sample test test-fast bench lint dist clean clean-lake check-java
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +51,9 @@ test: install ## run the whole test suite (prints its wall time)
 test-fast: install ## the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
+bench: install ## benchmark at BENCH_SIZES (default S,M,L; XL on request) -> bench/results.json, bench/results.md
+	$(BIN)/klout-spark bench --sizes $(BENCH_SIZES) --seed $(BENCH_SEED) --out bench $(ARGS)
+
 lint: install ## ruff
 	$(BIN)/ruff check klout_spark jobs tests
 
@@ -61,4 +66,4 @@ clean-lake: ## delete the local lakehouse (all tables)
 	rm -rf lakehouse spark-warehouse
 
 clean: clean-lake ## delete the venv, sample, lakehouse and build output
-	rm -rf $(VENV) $(SAMPLE) dist build *.egg-info .pytest_cache .coverage
+	rm -rf $(VENV) $(SAMPLE) dist build *.egg-info .pytest_cache .coverage bench/work bench/logs

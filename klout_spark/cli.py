@@ -138,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help="SQL text, e.g. \"SELECT count(*) FROM klout.scores\"")
     sql.add_argument("--max-rows", type=int, default=100, help="rows to print at most (default 100)")
     _settings_args(sql)
+
+    from klout_spark import benchmark
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark the pipeline on generated dumps (sizes S, M, L; XL on request); "
+        "writes <out>/results.json and results.md",
+    )
+    benchmark.add_arguments(bench)
+    _settings_args(bench)
     return parser
 
 
@@ -339,6 +349,18 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    from klout_spark import benchmark
+
+    options = benchmark.options_from_args(args)
+    report = benchmark.run_benchmark(options)
+    print(f"benchmark of {', '.join(report['results'])}: {options.out}/results.json, {options.out}/results.md")
+    failed = {size: result["errors"] for size, result in report["results"].items() if result.get("errors")}
+    for size, errors in failed.items():
+        print(f"  {size}: failed steps: {', '.join(errors)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "ingest": cmd_ingest,
@@ -349,6 +371,7 @@ COMMANDS = {
     "run": cmd_run,
     "backfill": cmd_backfill,
     "sql": cmd_sql,
+    "bench": cmd_bench,
 }
 
 
