@@ -11,11 +11,13 @@ SAMPLE_EVENTS ?= 300000
 SAMPLE_DAYS ?= 30
 SAMPLE_SEED ?= 7
 ARGS ?=
+RELIABILITY_N ?= 20
+RELIABILITY_SEED ?= 1
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run sample test test-fast lint dist clean clean-lake check-java
+.PHONY: help install run sample test test-fast lint dist clean clean-lake check-java reliability
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +51,10 @@ test: install ## run the whole test suite (prints its wall time)
 test-fast: install ## the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
+reliability: install ## kill the daily run at RELIABILITY_N (20) seeded points, rerun, compare all tables
+	rm -rf reliability-work
+	$(BIN)/python jobs/reliability.py --n $(RELIABILITY_N) --seed $(RELIABILITY_SEED) --work-dir reliability-work $(ARGS)
+
 lint: install ## ruff
 	$(BIN)/ruff check klout_spark jobs tests
 
@@ -61,4 +67,4 @@ clean-lake: ## delete the local lakehouse (all tables)
 	rm -rf lakehouse spark-warehouse
 
 clean: clean-lake ## delete the venv, sample, lakehouse and build output
-	rm -rf $(VENV) $(SAMPLE) dist build *.egg-info .pytest_cache .coverage
+	rm -rf $(VENV) $(SAMPLE) reliability-work dist build *.egg-info .pytest_cache .coverage

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,7 +29,7 @@ from pyspark.sql import types as T
 
 from klout_spark import catalog
 from klout_spark import columns as C
-from klout_spark.errors import InputError, StageOrderError
+from klout_spark.errors import InputError, StageOrderError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class Lakehouse:
         partition_by: Sequence[str] = (),
     ) -> None:
         """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (MERGE)."""
+        for key in keys:
+            catalog.validate_identifier(key, what="merge key")
         self.ensure(table, schema, partition_by=partition_by)
         target = DeltaTable.forPath(self.spark, self.path(table))
         condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
@@ -149,6 +152,64 @@ class Lakehouse:
             return None
         history = DeltaTable.forPath(self.spark, self.path(table)).history(1)
         return int(history.select("version").first()[0])
+
+
+# What the OS says when storage refuses a write, as it appears in Java and Python errors.
+STORAGE_FAILURES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Permission denied",
+)
+
+
+def check_writable(root: str, tables: Sequence[str]) -> None:
+    """Fail early, before any stage writes, if a local lakehouse cannot be written.
+
+    Probes the root and every existing table folder and ``_delta_log`` by
+    creating and removing a file. Remote roots (``hdfs://``, ``s3a://``...) are
+    not probed: their failures surface from Spark and :func:`storage_failure`
+    names them.
+
+    Raises
+    ------
+    StorageError
+        A folder is read-only, not ours to write, or the device is full.
+    """
+    if "://" in root.replace("file://", ""):
+        return
+    local = Path(_strip_file_scheme(root)).expanduser()
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"lake.root {root} cannot be created: {exc.strerror or exc}") from exc
+    folders = [local]
+    for table in tables:
+        folder = Path(catalog.table_path(str(local), table))
+        folders += [f for f in (folder, folder / "_delta_log") if f.is_dir()]
+    for folder in folders:
+        probe = folder / f".klout-write-probe-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageError(
+                f"the lakehouse is not writable: {folder}: {exc.strerror or exc}; nothing was written "
+                "(fix the permissions or point lake.root elsewhere)"
+            ) from exc
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """A one-line explanation if ``exc`` (Python or Java) is storage refusing a write, else None."""
+    text = str(exc)
+    cause = next((c for c in STORAGE_FAILURES if c in text), None)
+    if cause is None:
+        return None
+    where = next((line.strip() for line in text.splitlines() if cause in line), cause)[:300]
+    return (
+        f"storage refused an operation ({cause}): {where}. The stage that was running did not commit, so "
+        "every table is as its last completed stage left it; fix the storage and rerun"
+    )
 
 
 def _conform(df: DataFrame, schema: T.StructType) -> DataFrame:

@@ -18,7 +18,7 @@ from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.config import Settings
 from klout_spark.errors import InputError, StageOrderError
-from klout_spark.io import Lakehouse, read_identities_csv
+from klout_spark.io import Lakehouse, check_writable, read_identities_csv
 from klout_spark.runs import RunContext, record_stage
 from klout_spark.session import build_session
 
@@ -36,6 +36,7 @@ class Pipeline:
 
     @staticmethod
     def open(settings: Settings, *, app_name: str = "klout-spark") -> Pipeline:
+        check_writable(settings.lake.root, catalog.TABLES)
         spark = build_session(settings, app_name=app_name)
         lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
         return Pipeline(settings, spark, lake, RunContext.new(settings.config_hash()))
