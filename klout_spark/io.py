@@ -15,9 +15,12 @@ import bz2
 import gzip
 import hashlib
 import io
+import json
 import logging
 import os
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,7 +32,7 @@ from pyspark.sql import types as T
 
 from klout_spark import catalog
 from klout_spark import columns as C
-from klout_spark.errors import InputError, StageOrderError, StorageError
+from klout_spark.errors import ConcurrentRunError, InputError, StageOrderError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +213,67 @@ def storage_failure(exc: BaseException) -> str | None:
         f"storage refused an operation ({cause}): {where}. The stage that was running did not commit, so "
         "every table is as its last completed stage left it; fix the storage and rerun"
     )
+
+
+# Writer locks this process holds: lock file -> (descriptor, depth). Reentrant within a process.
+_HELD_LOCKS: dict[str, list[int]] = {}
+
+
+@contextmanager
+def writer_lock(root: str, *, run_id: str, what: str) -> Iterator[None]:
+    """Hold the lakehouse's writer lock while a run ingests, validates and writes ``what``.
+
+    Two runs that both ingest and validate the same files would race (one's
+    cleanup of a crashed attempt deletes the other's fresh rows, both append),
+    so only one writer runs at a time; the second stops at once with
+    :class:`ConcurrentRunError` naming the run that holds the lock. The lock is
+    an ``flock`` on ``<root>/_locks/writer.lock``: the kernel drops it when its
+    process dies, even by SIGKILL, so a crashed run never blocks the rerun.
+    Remote roots (``hdfs://``, ``s3a://``...) are not locked.
+    """
+    import fcntl
+
+    if "://" in root.replace("file://", ""):
+        yield
+        return
+    path = str(Path(_strip_file_scheme(root)).expanduser() / "_locks" / "writer.lock")
+    if path in _HELD_LOCKS:
+        _HELD_LOCKS[path][1] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[path][1] -= 1
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise ConcurrentRunError(
+            f"another run is writing {holder.get('what', 'this lakehouse')} in {root} (run {holder.get('run_id', '?')}, "
+            f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}): "
+            "wait for it to finish, then run again"
+        ) from None
+    info = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"), "what": what}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+    _HELD_LOCKS[path] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[path]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except ValueError:
+        return {}
 
 
 def _conform(df: DataFrame, schema: T.StructType) -> DataFrame:

@@ -18,7 +18,7 @@ from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.config import Settings
 from klout_spark.errors import InputError, StageOrderError
-from klout_spark.io import Lakehouse, check_writable, read_identities_csv
+from klout_spark.io import Lakehouse, check_writable, read_identities_csv, writer_lock
 from klout_spark.runs import RunContext, record_stage
 from klout_spark.session import build_session
 
@@ -42,8 +42,12 @@ class Pipeline:
         return Pipeline(settings, spark, lake, RunContext.new(settings.config_hash()))
 
 
+def _writer_lock(p: Pipeline, what: str):
+    return writer_lock(p.lake.root, run_id=p.run.run_id, what=what)
+
+
 def stage_ingest(p: Pipeline, paths: list[str], *, fmt: str | None = None) -> ingest.IngestSummary:
-    with record_stage(p.lake, p.run, "ingest", None) as rec:
+    with _writer_lock(p, "an ingest"), record_stage(p.lake, p.run, "ingest", None) as rec:
         summary = ingest.ingest_files(
             p.lake,
             paths,
@@ -94,7 +98,7 @@ def stage_validate(
     reason = allow_bad_data.strip() if allow_bad_data is not None else None
     if allow_bad_data is not None and not reason:
         raise InputError("--allow-bad-data needs a reason (e.g. 'backfill of 2024-05-01, feed outage')")
-    with record_stage(p.lake, p.run, "validate", as_of) as rec:
+    with _writer_lock(p, "a validate"), record_stage(p.lake, p.run, "validate", as_of) as rec:
         summary = silver.promote(
             p.lake,
             run_id=p.run.run_id,
@@ -415,6 +419,13 @@ def run_daily(
     """
     if as_of is not None and as_of > date.today() + timedelta(days=1):
         raise InputError(f"as_of {as_of} is in the future")
+    with _writer_lock(p, f"as_of {as_of or '(the last day with events)'}"):
+        return _run_daily_locked(p, as_of=as_of, inputs=inputs, identities=identities, allow_bad_data=allow_bad_data)
+
+
+def _run_daily_locked(
+    p: Pipeline, *, as_of: date | None, inputs: list[str], identities: str | None, allow_bad_data: str | None
+) -> RunSummary:
     ingested = stage_ingest(p, inputs) if inputs else None
     if identities:
         load_identities(p, identities)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import date, datetime
@@ -87,3 +88,29 @@ def test_two_daily_runs_for_the_same_as_of_started_together(tmp_path):
     assert subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=1800).returncode == 0
     lost, extra = R.differences(digests, R.lakehouse_digests(root))
     assert not any(lost.values()) and not any(extra.values()), (lost, extra)
+
+
+def test_writer_lock_stops_a_second_writer_and_dies_with_its_holder(tmp_path):
+    from klout_spark.errors import ConcurrentRunError
+    from klout_spark.io import writer_lock
+
+    root = str(tmp_path / "lake")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom klout_spark.io import writer_lock\n"
+         "with writer_lock(sys.argv[1], run_id='run-A', what='as_of 2026-10-31'):\n"
+         "    print('held', flush=True); time.sleep(600)",
+         root],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConcurrentRunError, match=r"another run is writing as_of 2026-10-31 in .* \(run run-A, pid"):
+            with writer_lock(root, run_id="run-B", what="as_of 2026-10-31"):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs in the holder
+        holder.wait()
+    with writer_lock(root, run_id="run-C", what="as_of 2026-10-31"):
+        with writer_lock(root, run_id="run-C", what="as_of 2026-10-31"):  # reentrant within a process
+            pass

@@ -39,7 +39,7 @@ from tests.test_readers_twitter import POST, REPLY, RETWEET
 
 MAX_RAW = 40
 EXAMPLES = settings(
-    max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 CANONICAL_GOOD = [
