@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -492,7 +493,7 @@ def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_
         path = F.coalesce(mapping[path], path)
     return (
         spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
-        .text([f.read_path or f.path for f in files])
+        .text([literal_path(f.read_path or f.path) for f in files])
         .select(
             path.alias(C.SOURCE_PATH),
             F.col("_metadata.file_block_start").alias("block_start"),
@@ -507,7 +508,7 @@ def read_parquet_rows(spark: SparkSession, file: SourceFile, *, ignore_corrupt: 
 
     Parquet has no lines: ``source_line`` is the 1-based row ordinal within the file.
     """
-    return spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower()).parquet(file.path).select(
+    return spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower()).parquet(literal_path(file.path)).select(
         "*",
         F.lit(file.path).alias(C.SOURCE_PATH),
         (F.col("_metadata.row_index") + 1).alias(C.SOURCE_LINE),
@@ -518,16 +519,30 @@ def probe_damage(spark: SparkSession, file: SourceFile) -> str | None:
     """Read ``file`` alone; return None if Spark reads it whole, else the error text."""
     try:
         if file_kind(file.path) == "parquet":
-            spark.read.parquet(file.path).count()
+            spark.read.parquet(literal_path(file.path)).count()
         else:
-            spark.read.text(file.read_path or file.path).count()
+            spark.read.text(literal_path(file.read_path or file.path)).count()
     except Exception as exc:  # noqa: BLE001 - any read failure marks the file damaged; caller reports it
         return str(exc)[:2000]
     return None
 
 
+_GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
+
+
+def literal_path(path: str) -> str:
+    """``path`` with Hadoop glob characters escaped, so Spark reads that one file and no other.
+
+    Spark expands ``*?[]{}`` in the paths it is given: ``a[1].jsonl`` would read
+    ``a1.jsonl`` instead. A backslash before each makes it literal.
+    """
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
 def _local_path(uri: Column) -> Column:
-    return F.url_decode(F.regexp_replace(uri, r"^file:(//)?", ""))
+    # _metadata.file_path is a URI: %XX escapes are decoded, but a '+' is a literal plus
+    # there (url_decode, made for form data, would turn it into a space).
+    return F.url_decode(F.regexp_replace(F.regexp_replace(uri, r"^file:(//)?", ""), r"\+", "%2B"))
 
 
 def _strip_file_scheme(path: str) -> str:
