@@ -39,7 +39,7 @@ from tests.test_readers_twitter import POST, REPLY, RETWEET
 
 MAX_RAW = 40
 EXAMPLES = settings(
-    max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 CANONICAL_GOOD = [
@@ -141,7 +141,7 @@ noise = st.one_of(
 
 
 def _lines(good):
-    return st.lists(st.one_of(good, good, noise), min_size=1, max_size=30)
+    return st.lists(st.one_of(good, good, noise), min_size=1, max_size=40)
 
 
 def _check_accounting(spark, parse, texts, **kwargs):
