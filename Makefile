@@ -13,6 +13,7 @@ SAMPLE_SEED ?= 7
 ARGS ?=
 RELIABILITY_N ?= 20
 RELIABILITY_SEED ?= 1
+RELIABILITY_KILLS_PER_RERUN ?= 4
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
@@ -53,7 +54,7 @@ test-fast: install ## the tests without the slow end-to-end ones
 
 reliability: install ## kill the daily run at RELIABILITY_N (20) seeded points, rerun, compare all tables
 	rm -rf reliability-work
-	$(BIN)/python jobs/reliability.py --n $(RELIABILITY_N) --seed $(RELIABILITY_SEED) --work-dir reliability-work $(ARGS)
+	$(BIN)/python jobs/reliability.py --n $(RELIABILITY_N) --seed $(RELIABILITY_SEED) --kills-per-rerun $(RELIABILITY_KILLS_PER_RERUN) --work-dir reliability-work $(ARGS)
 
 lint: install ## ruff
 	$(BIN)/ruff check klout_spark jobs tests

@@ -76,6 +76,7 @@ class FaultResult:
     point: KillPoint
     killed: bool
     partial_tables: tuple[str, ...] = ()
+    landed_in: str | None = None
 
 
 @dataclass
@@ -131,6 +132,12 @@ def kill_points(n: int, *, seed: int, stage_seconds: Mapping[str, float]) -> lis
         stage = order[i % len(order)]
         points.append(KillPoint(stage, round(rng.uniform(0.0, 0.95) * stage_seconds.get(stage, 1.0), 2)))
     return points
+
+
+def stage_at_kill(log_text: str) -> str | None:
+    """The stage a run was in when it stopped: the last one its log says started."""
+    started = _STARTED.findall(log_text)
+    return started[-1] if started else None
 
 
 def stage_durations(log_text: str) -> dict[str, float]:
@@ -306,12 +313,14 @@ def run_harness(
         group = index // kills_per_rerun
         root = str(work / f"group-{group:02d}")
         command = run_command(dump, root, extra_overrides)
-        killed = run_and_kill(command, work / f"kill-{index:02d}.log", point)
+        kill_log = work / f"kill-{index:02d}.log"
+        killed = run_and_kill(command, kill_log, point)
         partial = partial_tables(root, expected) if killed else ()
-        faults.append(FaultResult(index, group, point, killed, partial))
+        landed = stage_at_kill(kill_log.read_text(errors="replace")) if killed else None
+        faults.append(FaultResult(index, group, point, killed, partial, landed))
         progress(
             f"fault {index + 1}/{n}: {point.stage} +{point.delay_s:.1f} s: "
-            + ("killed" if killed else "run ended before the kill")
+            + (f"killed in {landed}" if killed else "run ended before the kill")
             + (f"; PARTIAL: {', '.join(partial)}" if partial else "")
         )
         if (index + 1) % kills_per_rerun == 0 or index == n - 1:
@@ -331,14 +340,15 @@ def format_report(report: HarnessReport) -> str:
     """The per-fault table and the totals, as plain text."""
     by_group = {g.group: g for g in report.groups}
     lines = [
-        f"{'#':>3}  {'stage':<10} {'delay s':>7}  {'killed':<6}  {'partial view':<12}  {'rerun':<5}  {'lost':>5}  {'dup/extra':>9}",
-        "-" * 72,
+        f"{'#':>3}  {'stage':<10} {'delay s':>7}  {'killed in':<10}  {'partial view':<12}  {'rerun':<5}  {'lost':>5}  "
+        f"{'dup/extra':>9}",
+        "-" * 76,
     ]
     for f in report.faults:
         g = by_group.get(f.group)
         last_of_group = g is not None and max(x.index for x in report.faults if x.group == f.group) == f.index
         lines.append(
-            f"{f.index + 1:>3}  {f.point.stage:<10} {f.point.delay_s:>7.1f}  {'yes' if f.killed else 'no':<6}  "
+            f"{f.index + 1:>3}  {f.point.stage:<10} {f.point.delay_s:>7.1f}  {(f.landed_in or '?') if f.killed else 'not killed':<10}  "
             f"{','.join(f.partial_tables) or 'none':<12}  "
             + (
                 f"{'ok' if g.rerun_exit == 0 else f'exit {g.rerun_exit}':<5}  {sum(g.lost.values()):>5}  "
@@ -349,7 +359,7 @@ def format_report(report: HarnessReport) -> str:
         )
     survived = sum(1 for g in report.groups if g.survived)
     lines += [
-        "-" * 72,
+        "-" * 76,
         f"faults injected {report.injected} of {len(report.faults)} drawn; reruns survived {survived} of "
         f"{len(report.groups)}; rows lost {report.rows_lost}; rows duplicated {report.rows_duplicated}; "
         f"partial views {report.partial_views}",
@@ -367,8 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--n", type=int, default=20, help="kill points (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill points and the dump (default 1)")
-    parser.add_argument("--kills-per-rerun", type=int, default=1,
-                        help="kills in a row on one lakehouse before its full rerun (default 1)")
+    parser.add_argument("--kills-per-rerun", type=int, default=4,
+                        help="kills in a row on one lakehouse before its full rerun (default 4; 1 checks each kill alone)")
     parser.add_argument("--dump", default=None, help="dump to run on (default: a small generated one)")
     parser.add_argument("--work-dir", default="reliability-work", help="lakehouses and logs (default reliability-work)")
     args = parser.parse_args(argv)

@@ -114,3 +114,8 @@ def test_writer_lock_stops_a_second_writer_and_dies_with_its_holder(tmp_path):
     with writer_lock(root, run_id="run-C", what="as_of 2026-10-31"):
         with writer_lock(root, run_id="run-C", what="as_of 2026-10-31"):  # reentrant within a process
             pass
+
+
+def test_the_stage_at_a_kill_is_the_last_one_started():
+    log = "stage ingest: started\nstage ingest: done in 3.0 s\nstage validate: started\n"
+    assert R.stage_at_kill(log) == "validate" and R.stage_at_kill("starting Spark") is None
