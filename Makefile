@@ -13,11 +13,14 @@ SAMPLE_SEED ?= 7
 ARGS ?=
 BENCH_SIZES ?= S,M,L
 BENCH_SEED ?= 7
+RELIABILITY_N ?= 20
+RELIABILITY_SEED ?= 1
+RELIABILITY_KILLS_PER_RERUN ?= 4
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run sample test test-fast bench lint dist clean clean-lake check-java
+.PHONY: help install run sample test test-fast bench reliability lint dist clean clean-lake check-java
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,6 +57,10 @@ test-fast: install ## the tests without the slow end-to-end ones
 bench: install ## benchmark at BENCH_SIZES (default S,M,L; XL on request) -> bench/results.json, bench/results.md
 	$(BIN)/klout-spark bench --sizes $(BENCH_SIZES) --seed $(BENCH_SEED) --out bench $(ARGS)
 
+reliability: install ## kill the daily run at RELIABILITY_N (20) seeded points, rerun, compare all tables
+	rm -rf reliability-work
+	$(BIN)/python jobs/reliability.py --n $(RELIABILITY_N) --seed $(RELIABILITY_SEED) --kills-per-rerun $(RELIABILITY_KILLS_PER_RERUN) --work-dir reliability-work $(ARGS)
+
 lint: install ## ruff
 	$(BIN)/ruff check klout_spark jobs tests
 
@@ -66,4 +73,4 @@ clean-lake: ## delete the local lakehouse (all tables)
 	rm -rf lakehouse spark-warehouse
 
 clean: clean-lake ## delete the venv, sample, lakehouse and build output
-	rm -rf $(VENV) $(SAMPLE) dist build *.egg-info .pytest_cache .coverage bench/work bench/logs
+	rm -rf $(VENV) $(SAMPLE) reliability-work dist build *.egg-info .pytest_cache .coverage bench/work bench/logs

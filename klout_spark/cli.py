@@ -170,6 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         print(f"klout-spark {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from klout_spark.io import storage_failure
+
+        message = storage_failure(exc)
+        if message is None:
+            raise
+        log.debug("storage failure", exc_info=True)
+        print(f"klout-spark {args.command}: error: {message}", file=sys.stderr)
+        return 1
     log.info("klout-spark %s finished in %.1f s", args.command, time.monotonic() - started)
     return code
 

@@ -124,6 +124,7 @@ class ValidateSettings:
         _require_non_negative("validate.max_gap_days", self.max_gap_days)
         _require_positive("validate.rank_mass_tolerance", self.rank_mass_tolerance)
         _require_iso_date("validate.min_event_date", self.min_event_date)
+        _require_relative_path("validate.results_dir", self.results_dir)
         _require_non_negative("validate.future_tolerance_hours", self.future_tolerance_hours)
 
 
@@ -437,6 +438,13 @@ def _require_non_negative(key: str, value: float) -> None:
 def _require_fraction(key: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"{key} must be within [0, 1], got {value}")
+
+
+def _require_relative_path(key: str, value: str) -> None:
+    """A folder inside the lakehouse: relative, no ``..``, not empty."""
+    parts = Path(value).parts
+    if not value or Path(value).is_absolute() or ".." in parts or "://" in value:
+        raise ConfigError(f"{key} must be a relative folder inside the lakehouse (no '..'), got {value!r}")
 
 
 def _require_iso_date(key: str, value: str) -> None:

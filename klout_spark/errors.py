@@ -31,6 +31,14 @@ class QuarantineTranslationError(KloutError, RuntimeError):
     """The Spark predicates derived from a suite disagree with Great Expectations' own counts."""
 
 
+class StorageError(KloutError, RuntimeError):
+    """The lakehouse storage refuses writes (read-only, no permission, full)."""
+
+
+class ConcurrentRunError(KloutError, RuntimeError):
+    """Another run holds the lakehouse's writer lock."""
+
+
 class StageOrderError(KloutError, RuntimeError):
     """A stage ran before the stage it depends on produced its table."""
 

@@ -21,9 +21,14 @@ import bz2
 import gzip
 import hashlib
 import io
+import json
 import logging
+import os
+import re
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -46,7 +51,7 @@ from pyspark.sql import types as T
 
 from klout_spark import catalog
 from klout_spark import columns as C
-from klout_spark.errors import InputError, StageOrderError
+from klout_spark.errors import ConcurrentRunError, InputError, StageOrderError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +179,8 @@ class Lakehouse:
         and fails the other with a conflict; that one merges again on the new
         snapshot, where the key now matches, so each key is inserted once.
         """
+        for key in keys:
+            catalog.validate_identifier(key, what="merge key")
         self.ensure(table, schema, partition_by=partition_by)
         condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         source = _conform(df, schema).alias("s")
@@ -232,6 +239,123 @@ def _retry_on_conflict(write, *, what: str) -> None:
                 raise
             log.info("%s lost a commit conflict (%s); trying again", what, type(exc).__name__)
             time.sleep(0.2 * attempt)
+# What the OS says when storage refuses a write, as it appears in Java and Python errors.
+STORAGE_FAILURES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Permission denied",
+)
+
+
+def check_writable(root: str, tables: Sequence[str]) -> None:
+    """Fail early, before any stage writes, if a local lakehouse cannot be written.
+
+    Probes the root and every existing table folder and ``_delta_log`` by
+    creating and removing a file. Remote roots (``hdfs://``, ``s3a://``...) are
+    not probed: their failures surface from Spark and :func:`storage_failure`
+    names them.
+
+    Raises
+    ------
+    StorageError
+        A folder is read-only, not ours to write, or the device is full.
+    """
+    if "://" in root.replace("file://", ""):
+        return
+    local = Path(_strip_file_scheme(root)).expanduser()
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"lake.root {root} cannot be created: {exc.strerror or exc}") from exc
+    folders = [local]
+    for table in tables:
+        folder = Path(catalog.table_path(str(local), table))
+        folders += [f for f in (folder, folder / "_delta_log") if f.is_dir()]
+    for folder in folders:
+        probe = folder / f".klout-write-probe-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageError(
+                f"the lakehouse is not writable: {folder}: {exc.strerror or exc}; nothing was written "
+                "(fix the permissions or point lake.root elsewhere)"
+            ) from exc
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """A one-line explanation if ``exc`` (Python or Java) is storage refusing a write, else None."""
+    text = str(exc)
+    cause = next((c for c in STORAGE_FAILURES if c in text), None)
+    if cause is None:
+        return None
+    where = next((line.strip() for line in text.splitlines() if cause in line), cause)[:300]
+    return (
+        f"storage refused an operation ({cause}): {where}. The stage that was running did not commit, so "
+        "every table is as its last completed stage left it; fix the storage and rerun"
+    )
+
+
+# Writer locks this process holds: lock file -> (descriptor, depth). Reentrant within a process.
+_HELD_LOCKS: dict[str, list[int]] = {}
+
+
+@contextmanager
+def writer_lock(root: str, *, run_id: str, what: str) -> Iterator[None]:
+    """Hold the lakehouse's writer lock while a run ingests, validates and writes ``what``.
+
+    Two runs that both ingest and validate the same files would race (one's
+    cleanup of a crashed attempt deletes the other's fresh rows, both append),
+    so only one writer runs at a time; the second stops at once with
+    :class:`ConcurrentRunError` naming the run that holds the lock. The lock is
+    an ``flock`` on ``<root>/_locks/writer.lock``: the kernel drops it when its
+    process dies, even by SIGKILL, so a crashed run never blocks the rerun.
+    Remote roots (``hdfs://``, ``s3a://``...) are not locked.
+    """
+    import fcntl
+
+    if "://" in root.replace("file://", ""):
+        yield
+        return
+    path = str(Path(_strip_file_scheme(root)).expanduser() / "_locks" / "writer.lock")
+    if path in _HELD_LOCKS:
+        _HELD_LOCKS[path][1] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[path][1] -= 1
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise ConcurrentRunError(
+            f"another run is writing {holder.get('what', 'this lakehouse')} in {root} (run {holder.get('run_id', '?')}, "
+            f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}): "
+            "wait for it to finish, then run again"
+        ) from None
+    info = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"), "what": what}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+    _HELD_LOCKS[path] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[path]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except ValueError:
+        return {}
 
 
 def _conform(df: DataFrame, schema: T.StructType) -> DataFrame:
@@ -474,7 +598,7 @@ def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_
         path = F.coalesce(mapping[path], path)
     return (
         spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
-        .text([f.read_path or f.path for f in files])
+        .text([literal_path(f.read_path or f.path) for f in files])
         .select(
             path.alias(C.SOURCE_PATH),
             F.col("_metadata.file_block_start").alias("block_start"),
@@ -510,7 +634,7 @@ def read_parquet_rows(spark: SparkSession, file: SourceFile, *, ignore_corrupt: 
 
     Parquet has no lines: ``source_line`` is the 1-based row ordinal within the file.
     """
-    return spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower()).parquet(file.path).select(
+    return spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower()).parquet(literal_path(file.path)).select(
         "*",
         F.lit(file.path).alias(C.SOURCE_PATH),
         (F.col("_metadata.row_index") + 1).alias(C.SOURCE_LINE),
@@ -521,16 +645,30 @@ def probe_damage(spark: SparkSession, file: SourceFile) -> str | None:
     """Read ``file`` alone; return None if Spark reads it whole, else the error text."""
     try:
         if file_kind(file.path) == "parquet":
-            spark.read.parquet(file.path).count()
+            spark.read.parquet(literal_path(file.path)).count()
         else:
-            spark.read.text(file.read_path or file.path).count()
+            spark.read.text(literal_path(file.read_path or file.path)).count()
     except Exception as exc:  # noqa: BLE001 - any read failure marks the file damaged; caller reports it
         return str(exc)[:2000]
     return None
 
 
+_GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
+
+
+def literal_path(path: str) -> str:
+    """``path`` with Hadoop glob characters escaped, so Spark reads that one file and no other.
+
+    Spark expands ``*?[]{}`` in the paths it is given: ``a[1].jsonl`` would read
+    ``a1.jsonl`` instead. A backslash before each makes it literal.
+    """
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
 def _local_path(uri: Column) -> Column:
-    return F.url_decode(F.regexp_replace(uri, r"^file:(//)?", ""))
+    # _metadata.file_path is a URI: %XX escapes are decoded, but a '+' is a literal plus
+    # there (url_decode, made for form data, would turn it into a space).
+    return F.url_decode(F.regexp_replace(F.regexp_replace(uri, r"^file:(//)?", ""), r"\+", "%2B"))
 
 
 def _strip_file_scheme(path: str) -> str:

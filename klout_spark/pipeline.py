@@ -20,7 +20,7 @@ from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.config import Settings
 from klout_spark.errors import InputError, StageOrderError
-from klout_spark.io import Lakehouse, read_identities_csv
+from klout_spark.io import Lakehouse, check_writable, read_identities_csv, writer_lock
 from klout_spark.locks import as_of_lock
 from klout_spark.runs import RunContext, code_version, committed_dates, record_stage, record_stage_dates
 from klout_spark.session import build_session
@@ -39,12 +39,19 @@ class Pipeline:
 
     @staticmethod
     def open(settings: Settings, *, app_name: str = "klout-spark") -> Pipeline:
+        check_writable(settings.lake.root, catalog.TABLES)
         spark = build_session(settings, app_name=app_name)
         lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
         return Pipeline(settings, spark, lake, RunContext.new(settings.config_hash()))
 
 
+def _writer_lock(p: Pipeline, what: str):
+    return writer_lock(p.lake.root, run_id=p.run.run_id, what=what)
+
+
 def stage_ingest(p: Pipeline, paths: list[str], *, fmt: str | None = None) -> ingest.IngestSummary:
+    # No writer lock: concurrent ingests are safe on their own (the ingest_log MERGE
+    # commits each file once; see klout_spark.ingest), and any lakehouse URI works.
     with record_stage(p.lake, p.run, "ingest", None) as rec:
         summary = ingest.ingest_files(
             p.lake,
@@ -101,7 +108,7 @@ def stage_validate(
     reason = allow_bad_data.strip() if allow_bad_data is not None else None
     if allow_bad_data is not None and not reason:
         raise InputError("--allow-bad-data needs a reason (e.g. 'backfill of 2024-05-01, feed outage')")
-    with record_stage(p.lake, p.run, "validate", as_of) as rec:
+    with _writer_lock(p, "a validate"), record_stage(p.lake, p.run, "validate", as_of) as rec:
         summary = silver.promote(
             p.lake,
             run_id=p.run.run_id,
@@ -541,6 +548,13 @@ def run_daily(
     """
     if as_of is not None and as_of > date.today() + timedelta(days=1):
         raise InputError(f"as_of {as_of} is in the future")
+    with _writer_lock(p, f"as_of {as_of or '(the last day with events)'}"):
+        return _run_daily_locked(p, as_of=as_of, inputs=inputs, identities=identities, allow_bad_data=allow_bad_data)
+
+
+def _run_daily_locked(
+    p: Pipeline, *, as_of: date | None, inputs: list[str], identities: str | None, allow_bad_data: str | None
+) -> RunSummary:
     ingested = stage_ingest(p, inputs) if inputs else None
     if identities:
         load_identities(p, identities)
