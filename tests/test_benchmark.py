@@ -163,3 +163,13 @@ def test_sampler_sees_the_memory_of_a_child_of_the_measured_process(tmp_path):
     assert measured.memory["driver_python_peak_mb"] < 100
     assert measured.memory["processes_seen"] == 2
     assert Path(measured.log_path).exists()
+
+
+def test_probe_windows_and_the_commands_the_benchmark_looks_for():
+    name, (begin, end) = B._window("backfill=2026-11-26T04:00:00+00:00,2026-11-26T04:10:30+00:00")
+    assert name == "backfill" and (end - begin).total_seconds() == 630
+    commands = B.available_commands()
+    assert "--sizes" in commands["bench"] and "--as-of" in commands["run"]
+    assert B._set_args_only(["--env", "cluster", "--set", "a=1", "--conf", "f.yaml", "--set", "b=2"]) == [
+        "--set", "a=1", "--set", "b=2"
+    ]
