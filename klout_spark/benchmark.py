@@ -371,11 +371,6 @@ def machine_info() -> dict[str, Any]:
                 ram_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    try:
-        java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr
-        java_version = java.splitlines()[0] if java else None
-    except (OSError, subprocess.SubprocessError):
-        java_version = None
     return {
         "hostname": platform.node(),
         "cores": os.cpu_count(),
@@ -383,11 +378,20 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": cpu_model,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "java": java_version,
+        "java": java_version(),
         "spark": pyspark.__version__,
         "delta_spark": metadata.version("delta-spark"),
         "great_expectations": metadata.version("great-expectations"),
     }
+
+
+def java_version() -> str | None:
+    """First line of ``java -version`` (the JVM Spark starts), None without java."""
+    try:
+        text = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return text.splitlines()[0] if text else None
 
 
 def available_commands() -> dict[str, set[str]]:

@@ -111,7 +111,9 @@ def test_checks_apply_each_target_at_its_sizes():
     assert B.checks("S", measured)["validation_overhead"] is None
 
 
-def test_report_json_and_markdown_have_the_required_keys(tmp_path):
+def test_report_json_and_markdown_have_the_required_keys(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "java_version", lambda: "openjdk version 17 (test)")  # no JVM in a unit test
+
     def fake_size(size, opts):  # noqa: ARG001
         measured = _measurements() | {"size": size, "notes": {}}
         return B._finish(measured, measured["notes"], None)
