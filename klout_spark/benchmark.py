@@ -6,15 +6,16 @@ sampled from ``/proc``; in local mode the executors live inside the driver JVM,
 so "executors" is that JVM. Per size, in this order:
 
 1. ``klout-spark generate``: wall time, peak memory;
-2. ``klout-spark run`` on the dump: wall time, peak memory, and each stage's
-   time, rows and iterations from the ``runs`` table;
-3. a probe process (``python -m klout_spark.benchmark probe``), with the same
+2. ``klout-spark run`` on the dump: wall time, peak memory;
+3. when the ``backfill`` command exists, ``klout-spark backfill --force`` over the
+   30 days ending on the dump's last day, then ``klout-spark run`` of that day
+   alone on the same lakehouse (``backfill_vs_daily``: the sums of their stage
+   times, so that JVM start-up counts in neither);
+4. a probe process (``python -m klout_spark.benchmark probe``), with the same
    session settings: a bare Spark read of the same dump files and write to
-   Parquet (``ingest_vs_bare``), the ``runs`` rows of step 2, and the score
-   quality from :func:`klout_spark.evaluation.evaluate` when that module exists;
-4. ``klout-spark backfill`` over the 30 days ending on the dump's last day,
-   against ``klout-spark run`` of that day alone on the same lakehouse
-   (``backfill_vs_daily``), when the ``backfill`` command exists;
+   Parquet (``ingest_vs_bare``), the ``runs`` rows of steps 2 and 3 (each
+   stage's time, rows and iterations), and the score quality from
+   :func:`klout_spark.evaluation.evaluate` when that module exists;
 5. :mod:`klout_spark.pagerank_bench` on a generated graph (local path versus
    bare SciPy, distributed path per iteration, textbook loop).
 
@@ -311,10 +312,14 @@ class Measured:
     stdout: str
     memory: dict[str, Any]
     log_path: str
+    started_at: datetime
+    ended_at: datetime
 
     def summary(self) -> dict[str, Any]:
         return {
             "seconds": round(self.seconds, 3),
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
             "returncode": self.returncode,
             "memory": self.memory,
             "log": self.log_path,
@@ -329,15 +334,17 @@ def run_measured(command: Sequence[str], *, log_path: Path, env: Mapping[str, st
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out_path = log_path.with_suffix(".out")
     with open(log_path, "w") as err, open(out_path, "w+") as out:
+        started_at = datetime.now(UTC)
         started = time.perf_counter()
         process = subprocess.Popen(list(command), stdout=out, stderr=err, env=dict(env) if env else None)
         sampler = TreeMemorySampler(process.pid).start()
         returncode = process.wait()
         seconds = time.perf_counter() - started
+        ended_at = datetime.now(UTC)
         memory = sampler.stop()
         out.seek(0)
         stdout = out.read()
-    return Measured(list(command), returncode, seconds, stdout, memory, str(log_path))
+    return Measured(list(command), returncode, seconds, stdout, memory, str(log_path), started_at, ended_at)
 
 
 # ---------------------------------------------------------------------------
@@ -364,11 +371,6 @@ def machine_info() -> dict[str, Any]:
                 ram_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    try:
-        java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr
-        java_version = java.splitlines()[0] if java else None
-    except (OSError, subprocess.SubprocessError):
-        java_version = None
     return {
         "hostname": platform.node(),
         "cores": os.cpu_count(),
@@ -376,22 +378,34 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": cpu_model,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "java": java_version,
+        "java": java_version(),
         "spark": pyspark.__version__,
         "delta_spark": metadata.version("delta-spark"),
         "great_expectations": metadata.version("great-expectations"),
     }
 
 
-def available_commands() -> set[str]:
-    """Subcommands of ``klout-spark`` in this checkout (``backfill`` may not exist yet)."""
+def java_version() -> str | None:
+    """First line of ``java -version`` (the JVM Spark starts), None without java."""
+    try:
+        text = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return text.splitlines()[0] if text else None
+
+
+def available_commands() -> dict[str, set[str]]:
+    """Subcommands of ``klout-spark`` in this checkout with their option strings (``backfill`` may not exist)."""
     from klout_spark.cli import build_parser
 
     parser = build_parser()
     for action in parser._actions:  # noqa: SLF001 - argparse keeps subcommands only here
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            return set(action.choices)
-    return set()
+            return {
+                name: {option for sub_action in sub._actions for option in sub_action.option_strings}  # noqa: SLF001
+                for name, sub in action.choices.items()
+            }
+    return {}
 
 
 def evaluation_available() -> bool:
@@ -423,7 +437,7 @@ class BenchOptions:
     keep_data: bool
     settings_args: tuple[str, ...] = ()
     python: str = sys.executable
-    commands: set[str] = field(default_factory=set)
+    commands: dict[str, set[str]] = field(default_factory=dict)
     has_evaluation: bool = False
 
 
@@ -502,17 +516,42 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
     result["daily_run"] = {**run.summary(), "as_of": as_of.isoformat(),
                            "run_id": run_id_match.group(1) if run_id_match else None}
 
+
+    windows = {"daily_run": run}
+    if "backfill" in opts.commands:
+        # The dates the daily run committed are skipped by a plain backfill; --force computes all 30.
+        force = ["--force"] if "--force" in opts.commands["backfill"] else []
+        start = as_of - timedelta(days=BACKFILL_DAYS - 1)
+        backfill = step("backfill", [*cli, "backfill", "--start", start.isoformat(), "--end", as_of.isoformat(),
+                                     *force, *lake_args])
+        # The same lakehouse scoring as_of alone, last, so that as_of's slice is a daily run's.
+        daily = step("daily_rerun", [*cli, "run", "--as-of", as_of.isoformat(), *lake_args])
+        if backfill is not None and daily is not None:
+            windows |= {"backfill": backfill, "daily_rerun": daily}
+            result["backfill"] = {
+                "start": start.isoformat(), "end": as_of.isoformat(), "days": BACKFILL_DAYS, "force": bool(force),
+                "backfill_process": backfill.summary(), "daily_process": daily.summary(),
+            }
+        else:
+            notes["backfill_vs_daily"] = "backfill or the daily rerun failed"
+    else:
+        notes["backfill_vs_daily"] = "backfill command not available"
+
     probe_json = work / "probe.json"
+    window_args = [
+        item for name, measured in windows.items()
+        for item in ("--window", f"{name}={measured.started_at.isoformat()},{measured.ended_at.isoformat()}")
+    ]
     probe = step(
         "probe",
         [opts.python, "-m", "klout_spark.benchmark", "probe", "--dump", str(dump), "--as-of", as_of.isoformat(),
-         "--run-id", result["daily_run"]["run_id"] or "", "--scratch", str(work / "bare"),
-         "--json", str(probe_json), *lake_args],
+         "--scratch", str(work / "bare"), "--json", str(probe_json), *window_args, *lake_args],
     )
     if probe is not None:
         found = json.loads(probe_json.read_text())
-        result["stages"] = stage_timings(_parse_run_rows(found["runs"]))
-        result["daily_run"]["stage_seconds_total"] = round(sum(s["seconds"] for s in result["stages"].values()), 3)
+        runs = {name: _parse_run_rows(rows) for name, rows in found["runs"].items()}
+        result["stages"] = stage_timings(runs["daily_run"])
+        result["daily_run"]["stage_seconds_total"] = _total_seconds(result["stages"])
         result["bare_ingest"] = found["bare_ingest"]
         result["quality"] = found["quality"]
         if found.get("quality_note"):
@@ -523,25 +562,13 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
             "edges": prop.get("rows_in"), "accounts": prop.get("rows_out"), "iterations": prop.get("iterations"),
             "seconds": prop.get("seconds"), "method": found.get("propagate_method"),
         }
+        if "backfill" in result:
+            result["backfill"]["stages"] = stage_timings(runs["backfill"])
+            result["backfill"]["backfill_seconds"] = _total_seconds(result["backfill"]["stages"])
+            result["backfill"]["daily_seconds"] = _total_seconds(stage_timings(runs["daily_rerun"]))
     else:
-        for key in ("ingest_vs_bare", "validation_overhead", *QUALITY_KEYS):
+        for key in ("ingest_vs_bare", "validation_overhead", "backfill_vs_daily", *QUALITY_KEYS):
             notes[key] = "the probe process failed"
-
-    if "backfill" in opts.commands:
-        start = as_of - timedelta(days=BACKFILL_DAYS - 1)
-        backfill = step("backfill", [*cli, "backfill", "--start", start.isoformat(), "--end", as_of.isoformat(),
-                                     *lake_args])
-        daily = step("daily_rerun", [*cli, "run", "--as-of", as_of.isoformat(), *lake_args])
-        if backfill is not None and daily is not None:
-            result["backfill"] = {
-                "start": start.isoformat(), "end": as_of.isoformat(), "days": BACKFILL_DAYS,
-                "backfill_seconds": round(backfill.seconds, 3), "daily_seconds": round(daily.seconds, 3),
-                "backfill_memory": backfill.memory, "daily_memory": daily.memory,
-            }
-        else:
-            notes["backfill_vs_daily"] = "backfill or the daily rerun failed"
-    else:
-        notes["backfill_vs_daily"] = "backfill command not available"
 
     nodes, edges = PROPAGATION_GRAPH[size]
     pagerank = step(
@@ -558,6 +585,11 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
     if not opts.keep_data:
         shutil.rmtree(work, ignore_errors=True)
     return _finish(result, notes, None)
+
+
+def _total_seconds(stages: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """Sum of the stage times, None when no stage was recorded."""
+    return round(sum(entry["seconds"] for entry in stages.values()), 3) if stages else None
 
 
 def _set_args_only(settings_args: Sequence[str]) -> list[str]:
@@ -587,8 +619,10 @@ def _parse_run_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # The probe (runs inside its own Spark process)
 
 
-def probe(settings, *, dump: str, as_of: date, run_id: str, scratch: str) -> dict[str, Any]:
-    """Bare read/write of the dump, the ``runs`` rows of ``run_id``, and the quality figures."""
+def probe(
+    settings, *, dump: str, as_of: date, windows: Mapping[str, tuple[datetime, datetime]], scratch: str
+) -> dict[str, Any]:
+    """Bare read/write of the dump, the ``runs`` rows started within each of ``windows``, the quality figures."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -609,29 +643,28 @@ def probe(settings, *, dump: str, as_of: date, run_id: str, scratch: str) -> dic
     bare_rows = spark.read.parquet(scratch).count()
 
     runs = spark.read.format("delta").load(f"{settings.lake.root}/{catalog.RUNS}")
-    if run_id:
-        runs = runs.filter(F.col("run_id") == run_id)
-    else:  # the last run: the one the benchmark just made
-        last = runs.agg(F.max("run_id")).first()[0]
-        runs = runs.filter(F.col("run_id") == last)
-    rows = []
+    found: dict[str, list[dict[str, Any]]] = {}
     method = None
-    for row in runs.collect():
-        item = row.asDict()
-        if item["stage"] == "propagate" and item.get("details"):
-            method = json.loads(item["details"]).get("method")
-        rows.append(
-            {
-                "stage": item["stage"],
-                "status": item["status"],
-                "started_at": item["started_at"].isoformat(),
-                "ended_at": item["ended_at"].isoformat(),
-                "rows_in": item["rows_in"],
-                "rows_out": item["rows_out"],
-                "iterations": item["iterations"],
-                "residual": item["residual"],
-            }
-        )
+    for name, (begin, end) in windows.items():
+        found[name] = []
+        for row in runs.filter(F.col("started_at").between(F.lit(begin), F.lit(end))).collect():
+            item = row.asDict()
+            if name == "daily_run" and item["stage"] == "propagate" and item.get("details"):
+                method = json.loads(item["details"]).get("method")
+            found[name].append(
+                {
+                    "run_id": item["run_id"],
+                    "as_of": item["as_of"],
+                    "stage": item["stage"],
+                    "status": item["status"],
+                    "started_at": item["started_at"].isoformat(),
+                    "ended_at": item["ended_at"].isoformat(),
+                    "rows_in": item["rows_in"],
+                    "rows_out": item["rows_out"],
+                    "iterations": item["iterations"],
+                    "residual": item["residual"],
+                }
+            )
     quality, quality_note = None, None
     try:
         from klout_spark.evaluation import evaluate
@@ -644,11 +677,17 @@ def probe(settings, *, dump: str, as_of: date, run_id: str, scratch: str) -> dic
     return {
         "bare_ingest": {"seconds": round(bare_seconds, 3), "rows": bare_rows, "files": len(files),
                         "what": "spark.read.schema(canonical fields as strings).json(files).write.parquet"},
-        "runs": rows,
+        "runs": found,
         "propagate_method": method,
         "quality": quality,
         "quality_note": quality_note,
     }
+
+
+def _window(text: str) -> tuple[str, tuple[datetime, datetime]]:
+    name, _, span = text.partition("=")
+    begin, _, end = span.partition(",")
+    return name, (datetime.fromisoformat(begin), datetime.fromisoformat(end))
 
 
 def _probe_main(argv: Sequence[str]) -> int:
@@ -657,7 +696,8 @@ def _probe_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m klout_spark.benchmark probe")
     parser.add_argument("--dump", required=True)
     parser.add_argument("--as-of", required=True, type=date.fromisoformat)
-    parser.add_argument("--run-id", default="")
+    parser.add_argument("--window", action="append", default=[], type=_window, metavar="NAME=START,END",
+                        help="collect the runs rows started between two ISO times under NAME")
     parser.add_argument("--scratch", required=True)
     parser.add_argument("--json", required=True)
     parser.add_argument("--env", default="local")
@@ -666,7 +706,7 @@ def _probe_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings(args.env, args.conf, args.overrides)
-    found = probe(settings, dump=args.dump, as_of=args.as_of, run_id=args.run_id, scratch=args.scratch)
+    found = probe(settings, dump=args.dump, as_of=args.as_of, windows=dict(args.window), scratch=args.scratch)
     Path(args.json).write_text(json.dumps(found, indent=2, default=str))
     return 0
 

@@ -111,7 +111,9 @@ def test_checks_apply_each_target_at_its_sizes():
     assert B.checks("S", measured)["validation_overhead"] is None
 
 
-def test_report_json_and_markdown_have_the_required_keys(tmp_path):
+def test_report_json_and_markdown_have_the_required_keys(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "java_version", lambda: "openjdk version 17 (test)")  # no JVM in a unit test
+
     def fake_size(size, opts):  # noqa: ARG001
         measured = _measurements() | {"size": size, "notes": {}}
         return B._finish(measured, measured["notes"], None)
@@ -163,3 +165,13 @@ def test_sampler_sees_the_memory_of_a_child_of_the_measured_process(tmp_path):
     assert measured.memory["driver_python_peak_mb"] < 100
     assert measured.memory["processes_seen"] == 2
     assert Path(measured.log_path).exists()
+
+
+def test_probe_windows_and_the_commands_the_benchmark_looks_for():
+    name, (begin, end) = B._window("backfill=2026-11-26T04:00:00+00:00,2026-11-26T04:10:30+00:00")
+    assert name == "backfill" and (end - begin).total_seconds() == 630
+    commands = B.available_commands()
+    assert "--sizes" in commands["bench"] and "--as-of" in commands["run"]
+    assert B._set_args_only(["--env", "cluster", "--set", "a=1", "--conf", "f.yaml", "--set", "b=2"]) == [
+        "--set", "a=1", "--set", "b=2"
+    ]
