@@ -54,10 +54,12 @@ def engagement_edges(
     events
         ``silver_events``; interactions in the ``window_days`` up to ``as_of`` are used.
     flags
-        ``network``, ``user_id``, ``is_genuine``: only genuine engagers give edges.
+        ``network``, ``user_id``, ``is_genuine``: only genuine engagers give edges
+        (not spam-like, inactive or new: see :func:`klout_spark.features.genuine`).
     type_weights
         Weight per interaction type; each interaction also decays with half-life
-        ``half_life_days`` by its age at ``as_of``.
+        ``half_life_days`` by its age at ``as_of``, and is divided by the number
+        of interactions its engager made that day.
     reciprocal_discount
         A pair engaging each other keeps this fraction of the smaller direction's
         weight in both directions (pods trade engagement; audiences don't).
@@ -72,12 +74,15 @@ def engagement_edges(
     start = as_of - timedelta(days=window_days - 1)
     genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
     age = F.datediff(F.lit(as_of), F.col(C.EVENT_DATE))
+    engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
     weighted = (
         events.filter(F.col(C.EVENT_DATE).between(F.lit(start), F.lit(as_of)))
         .filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
         .join(genuine, on=[C.NETWORK, C.ACTOR_ID], how="left_semi")
         .withColumn(C.WEIGHT, type_weight(F.col(C.EVENT_TYPE), type_weights) * F.pow(F.lit(0.5), age / half_life_days))
         .filter(F.col(C.WEIGHT) > 0)
+        # The more an engager acts in a day, the less each act counts.
+        .withColumn(C.WEIGHT, F.col(C.WEIGHT) / F.count(F.lit(1)).over(engager_day))
     )
     pairs = weighted.groupBy(C.NETWORK, F.col(C.ACTOR_ID).alias(C.SRC), F.col(C.SUBJECT_ID).alias(C.DST)).agg(
         F.count(F.lit(1)).alias(C.INTERACTIONS), F.sum(C.WEIGHT).alias(C.WEIGHT)
@@ -106,7 +111,7 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
     """Teleport weight per account (TrustRank style), before normalization.
 
     Older accounts are trusted more (up to ``full_age_days``), verified accounts
-    twice as much, flagged (spam-like or inactive) accounts ``flagged_trust``
+    twice as much, flagged (spam-like, inactive or new) accounts ``flagged_trust``
     times as much. Unknown age counts as half of full age.
 
     Returns ``network``, ``user_id``, ``trust``.
@@ -118,5 +123,6 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
     )
     base = F.lit(0.1) + 0.9 * age_share
     verified = F.when(F.coalesce(F.col(C.VERIFIED), F.lit(False)), 2.0).otherwise(1.0)
-    flagged = F.when(F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE), flagged_trust).otherwise(1.0)
+    is_flagged = F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE) | F.coalesce(F.col(S.IS_NEW_ACCOUNT), F.lit(False))
+    flagged = F.when(is_flagged, flagged_trust).otherwise(1.0)
     return features.select(C.NETWORK, C.USER_ID, (base * verified * flagged).alias(C.TRUST))
