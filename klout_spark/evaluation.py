@@ -158,12 +158,15 @@ def flag_metrics(flags: DataFrame, accounts: DataFrame) -> dict:
         ``spam_precision``, ``spam_recall``, ``inactive_precision``,
         ``inactive_recall`` (None when undefined), the counts behind them, and
         ``per_role``: per role, accounts in ``flags`` and the share flagged
-        spam-like, inactive, either.
+        spam-like, inactive, either, and the share marked ``is_new_account``
+        (when ``flags`` has that column).
     """
     require_columns(flags, [C.NETWORK, C.USER_ID, S.IS_SPAM_LIKE, S.IS_INACTIVE], where="flag_metrics")
     spam = F.coalesce(F.col(S.IS_SPAM_LIKE), F.lit(False))
     inactive = F.coalesce(F.col(S.IS_INACTIVE), F.lit(False))
     flagged = spam | inactive
+    # Newer feature tables also mark new accounts (not a flag here: shown per role only).
+    new = F.coalesce(F.col(S.IS_NEW_ACCOUNT), F.lit(False)) if S.IS_NEW_ACCOUNT in flags.columns else F.lit(False)
     per_role_rows = (
         flags.join(accounts.select(C.NETWORK, C.USER_ID, ROLE), on=[C.NETWORK, C.USER_ID], how="left")
         .fillna({ROLE: "unknown"})
@@ -173,6 +176,7 @@ def flag_metrics(flags: DataFrame, accounts: DataFrame) -> dict:
             F.count(F.when(spam, 1)).alias("spam"),
             F.count(F.when(inactive, 1)).alias("inactive"),
             F.count(F.when(flagged, 1)).alias("flagged"),
+            F.count(F.when(new, 1)).alias("new"),
         )
         .collect()
     )
@@ -197,6 +201,7 @@ def flag_metrics(flags: DataFrame, accounts: DataFrame) -> dict:
                 "share_spam_like": _share(r["spam"], r["accounts"]),
                 "share_inactive": _share(r["inactive"], r["accounts"]),
                 "share_flagged": _share(r["flagged"], r["accounts"]),
+                "share_new_account": _share(r["new"], r["accounts"]),
             }
             for role, r in sorted(by_role.items())
         },
@@ -448,13 +453,13 @@ def format_report(result: dict) -> str:
 
     lines = [f"evaluation of as_of {result['as_of']}: {result['scored']:,} accounts scored"]
     lines += [f"  {label:<58} {show(result.get(key))}" for key, label in _HEADLINE]
-    lines.append("  per role: accounts in user_features, share flagged (spam-like / inactive / either), scores")
+    lines.append("  per role: accounts in user_features, share flagged (spam-like / inactive / either), new, scores")
     scores_by_role = result.get("score_by_role", {})
     for role, r in result["per_role"].items():
         s = scores_by_role.get(role, {})
         lines.append(
             f"    {role:<24} {r['accounts']:>8,}  {show(r['share_spam_like']):>7} / {show(r['share_inactive']):>7}"
-            f" / {show(r['share_flagged']):>7}   scored {s.get('scored', 0):>7,}"
+            f" / {show(r['share_flagged']):>7}  new {show(r['share_new_account']):>7}   scored {s.get('scored', 0):>7,}"
             f"  mean {show(s.get('mean_score'))}  max {show(s.get('max_score'))}"
         )
     return "\n".join(lines)

@@ -56,8 +56,10 @@ def test_flag_metrics_precision_recall_and_per_role(spark):
     assert m["inactive_recall"] == pytest.approx(2 / 3)
     assert m["inactive_precision"] == pytest.approx(2 / 3)
     assert m["per_role"]["genuine"] == {
-        "accounts": 2, "share_spam_like": 0.0, "share_inactive": 0.5, "share_flagged": 0.5
+        "accounts": 2, "share_spam_like": 0.0, "share_inactive": 0.5, "share_flagged": 0.5, "share_new_account": 0.0
     }
+    with_new = flags.withColumn("is_new_account", F.col("user_id") == "s1")
+    assert E.flag_metrics(with_new, truth)["per_role"]["sybil"]["share_new_account"] == 1.0
     assert m["per_role"]["unknown"]["accounts"] == 1  # g3 has no features row: not counted anywhere
     assert sum(r["accounts"] for r in m["per_role"].values()) == 9
 
