@@ -24,6 +24,7 @@ examples:
   klout-spark generate --size S --seed 7 --out sample
   klout-spark run --input sample --set lake.root=/data/lakehouse
   klout-spark backfill --start 2026-10-01 --end 2026-10-31
+  klout-spark evaluate --truth sample/_ground_truth
   klout-spark sql "SELECT * FROM klout.latest_scores ORDER BY score DESC LIMIT 10"
 """
 
@@ -133,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--input", action="append", default=[], metavar="PATH", help="dump file or folder to ingest first (repeatable)")
     _allow_bad_data_arg(back)
     _settings_args(back)
+
+    ev = sub.add_parser(
+        "evaluate", help="compare one date's flags, topics and scores with a synthetic dump's ground truth"
+    )
+    ev.add_argument("--truth", required=True, metavar="DIR", help="the dump's _ground_truth folder")
+    ev.add_argument("--as-of", type=_iso_date, default=None, help="scored date (default: the latest in scores)")
+    ev.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    _settings_args(ev)
 
     sql = sub.add_parser("sql", help="run a SQL query against the lakehouse tables and print the result")
     sql.add_argument("query", help="SQL text, e.g. \"SELECT count(*) FROM klout.scores\"")
@@ -344,6 +353,27 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from klout_spark import catalog
+    from klout_spark.evaluation import evaluate, format_report
+    from klout_spark.session import build_session
+
+    spark = build_session(settings, app_name="klout-spark evaluate")
+    as_of = args.as_of
+    if as_of is None:
+        from klout_spark.io import Lakehouse
+
+        lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
+        as_of = lake.read(catalog.SCORES).agg({"as_of": "max"}).first()[0]
+        if as_of is None:
+            raise InputError(f"no scores in {lake.path(catalog.SCORES)}: run the pipeline first")
+    result = evaluate(spark, settings.lake.root, settings.lake.database, args.truth, as_of)
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_report(result))
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from klout_spark.session import build_session
 
@@ -379,6 +409,7 @@ COMMANDS = {
     "score": _stage_command("score"),
     "run": cmd_run,
     "backfill": cmd_backfill,
+    "evaluate": cmd_evaluate,
     "sql": cmd_sql,
     "bench": cmd_bench,
 }

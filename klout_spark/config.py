@@ -135,9 +135,19 @@ class FeatureSettings:
     spam_max_engagements_per_day: float
     spam_max_follows_30d: int
     spam_min_follow_back: float
+    spam_min_output_30d: float
+    spam_max_response_rate: float
+    new_account_days: int
+    boost_min_follows_30d: float
+    boost_max_follows_per_engager: float
 
     def __post_init__(self) -> None:
         _require_positive("features.half_life_days", self.half_life_days)
+        _require_positive("features.spam_min_output_30d", self.spam_min_output_30d)
+        _require_fraction("features.spam_max_response_rate", self.spam_max_response_rate)
+        _require_non_negative("features.new_account_days", self.new_account_days)
+        _require_positive("features.boost_min_follows_30d", self.boost_min_follows_30d)
+        _require_positive("features.boost_max_follows_per_engager", self.boost_max_follows_per_engager)
         _require_positive("features.inactive_days", self.inactive_days)
         if self.inactive_days > 90:
             # Features read the 90 days up to as_of; a longer window would see more in a backfill.
@@ -208,6 +218,7 @@ class ScoreSettings:
     weights: ScoreWeights
     reach_followers_weight: float
     reach_listed_weight: float
+    reach_mutual_weight: float
     reach_full_engagers: float
     amplification_prior_posts: float
     amplification_prior_rate: float
@@ -221,6 +232,7 @@ class ScoreSettings:
         if not self.model_version:
             raise ConfigError("score.model_version must not be empty")
         _require_positive("score.reach_full_engagers", self.reach_full_engagers)
+        _require_fraction("score.reach_mutual_weight", self.reach_mutual_weight)
         _require_positive("score.amplification_prior_posts", self.amplification_prior_posts)
         if not 0.0 < self.amplification_prior_rate < 1.0:
             raise ConfigError(

@@ -139,7 +139,8 @@ def windowed_features(
     -------
     DataFrame
         ``as_of``, ``network``, ``user_id``, every ``WINDOW_FEATURES`` column,
-        ``active_days_30d`` and ``own_activity`` (sent events in ``inactive_days``).
+        ``active_days_30d`` (days with any event sent) and ``own_activity``
+        (posts and engagements sent in ``inactive_days``; follows alone are not activity).
 
     Notes
     -----
@@ -173,7 +174,8 @@ def windowed_features(
         .distinct()
     )
     sent_total = sum((F.col(n) for n in S.DAILY_SENT), F.lit(0))
-    measures = [*S.FEATURE_MEASURES, "sent_total"]
+    activity_total = sum((F.col(n) for n in S.ACTIVITY_SENT), F.lit(0))
+    measures = [*S.FEATURE_MEASURES, "sent_total", "activity_total"]
     # A day counts for the as_of dates up to 89 days later: its own block and possibly the next.
     day_blocks = F.array_distinct(
         F.array(
@@ -187,6 +189,7 @@ def windowed_features(
         C.DAY_INDEX,
         *[F.col(m).cast("double").alias(m) for m in S.FEATURE_MEASURES],
         sent_total.cast("double").alias("sent_total"),
+        activity_total.cast("double").alias("activity_total"),
         F.lit(None).cast("date").alias(C.AS_OF),
         F.explode(day_blocks).alias("_block"),
     ).filter(F.col("_block").isin(blocks))
@@ -222,7 +225,7 @@ def windowed_features(
         ],
         # Spine rows carry zeros, so counting days with activity counts real days only.
         F.sum(active_day).over(trailing(30)).cast("long").alias(S.ACTIVE_DAYS_30D),
-        F.sum("sent_total").over(trailing(inactive_days)).alias("own_activity"),
+        F.sum("activity_total").over(trailing(inactive_days)).alias("own_activity"),
     )
     return windowed.filter(F.col(C.AS_OF).isNotNull())
 
@@ -261,25 +264,65 @@ def with_quality_flags(
     spam_max_engagements_per_day: float,
     spam_max_follows_30d: int,
     spam_min_follow_back: float,
+    spam_min_output_30d: float,
+    spam_max_response_rate: float,
+    new_account_days: int,
 ) -> DataFrame:
-    """Add ``is_inactive``, ``is_spam_like`` and ``is_genuine`` (neither).
+    """Add ``is_inactive``, ``is_spam_like``, ``is_new_account`` and ``is_genuine`` (none of them).
 
-    Requires the windowed features, ``own_activity`` and the profile columns.
-    Inactive: no own activity in the inactivity window. Spam-like: more
-    engagements sent per active day than allowed, or mass following that few
-    follow back (follow churn).
+    Requires the windowed features, ``own_activity``, ``account_age_days`` and
+    the profile columns.
+
+    - Inactive: no posts and no engagement in the inactivity window (follows
+      alone do not make an account active).
+    - Spam-like: more engagements sent per active day than allowed; or mass
+      following that few follow back (follow churn); or an unanswered
+      broadcaster: at least ``spam_min_output_30d`` posts and engagements sent
+      in 30 days, drawing fewer than ``spam_max_response_rate`` engagements
+      received per item sent (bots spraying likes and mentions at random
+      accounts; real people that active get answered).
+    - New: an account younger than ``new_account_days`` (sybil farms and bought
+      followers are fresh accounts). Unknown age is not new.
+
+    Only genuine accounts' engagement counts toward anyone's reach, topics and rank.
     """
     per_active_day = F.col(f"{S.ENGAGEMENTS_SENT}_30d") / F.greatest(F.col(S.ACTIVE_DAYS_30D), F.lit(1))
     followers = F.coalesce(F.col(C.FOLLOWERS_COUNT), F.lit(0))
     following = F.coalesce(F.col(C.FOLLOWING_COUNT), F.col("follows_sent_30d"))
     follow_back = followers / F.greatest(following, F.lit(1))
+    output = F.col(f"{S.ENGAGEMENTS_SENT}_30d") + F.col("posts_sent_30d")
     engagement_flood = per_active_day > spam_max_engagements_per_day
     follow_churn = (F.col("follows_sent_30d") > spam_max_follows_30d) & (follow_back < spam_min_follow_back)
+    unanswered_broadcast = (output >= spam_min_output_30d) & (
+        F.col(f"{S.ENGAGEMENTS_RECEIVED}_30d") < spam_max_response_rate * output
+    )
+    new_account = F.coalesce(F.col(S.ACCOUNT_AGE_DAYS) < new_account_days, F.lit(False))
     return (
         features.withColumn(S.IS_INACTIVE, F.col("own_activity") <= 0)
-        .withColumn(S.IS_SPAM_LIKE, engagement_flood | follow_churn)
-        .withColumn(S.IS_GENUINE, ~F.col(S.IS_INACTIVE) & ~F.col(S.IS_SPAM_LIKE))
+        .withColumn(S.IS_SPAM_LIKE, engagement_flood | follow_churn | unanswered_broadcast)
+        .withColumn(S.IS_NEW_ACCOUNT, new_account)
+        .withColumn(S.IS_GENUINE, genuine(F.col(S.IS_INACTIVE), F.col(S.IS_SPAM_LIKE), F.col(S.IS_NEW_ACCOUNT)))
     )
+
+
+def genuine(is_inactive: Column, is_spam_like: Column, is_new_account: Column) -> Column:
+    """An account whose engagement counts: not inactive, not spam-like, not new."""
+    return ~is_inactive & ~is_spam_like & ~is_new_account
+
+
+def with_follower_boost_flag(features: DataFrame, *, min_follows_30d: float, max_follows_per_engager: float) -> DataFrame:
+    """Add ``is_follower_boosted``: followers rising with no engagement to match (bought followers).
+
+    Requires ``follows_received_30d`` and ``genuine_engagers_30d``. Flagged when
+    at least ``min_follows_30d`` new follows arrived in 30 days and more than
+    ``max_follows_per_engager`` per genuine engager (plus one). A boosted
+    account's follower count is not trusted (True Reach ignores it).
+    """
+    follows = F.col("follows_received_30d")
+    boosted = (follows >= min_follows_30d) & (
+        follows > max_follows_per_engager * (F.col(S.GENUINE_ENGAGERS_30D) + 1)
+    )
+    return features.withColumn(S.IS_FOLLOWER_BOOSTED, boosted)
 
 
 def genuine_engagement(events: DataFrame, flags: DataFrame, as_of: date, *, half_life_days: float) -> DataFrame:
@@ -309,38 +352,69 @@ def genuine_engagement_by_as_of(
     -------
     DataFrame
         ``as_of``, ``network``, ``user_id`` and ``genuine_engagers_30d`` (distinct),
+        ``mutual_engagers_30d`` (those of them the account engaged in return in
+        the same 30 days up to ``as_of``: pods trade engagement, audiences don't),
         ``amplified_posts_30d`` (distinct own posts reshared, quoted or replied
-        to), ``genuine_reshares_30d`` and ``genuine_engagements_decayed`` (90 days).
+        to), ``genuine_reshares_30d`` and ``genuine_engagements_decayed`` (90
+        days; each act weighs ``1 / acts of that engager that day``, so the more
+        an engager acts in a day, the less each act counts).
 
     Notes
     -----
-    The decayed sum adds per-day terms in day order (a sorted array folded
-    left), so its floating-point value does not depend on how rows are
-    partitioned: a backfill and a daily run give the same bits.
+    An engager's acts per day count whole days, so they do not depend on
+    ``as_of`` and are counted once before the per-``as_of`` expansion; the
+    mutual pairs are taken per ``as_of`` from its own 30-day window. The
+    decayed sum adds per-(day, acts that day) terms in that order (a sorted
+    array folded left), so its floating-point value does not depend on how
+    rows are partitioned: a backfill and a daily run give the same bits.
     """
+    dates = sorted(set(as_of_dates))
     engager_flags = flags.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID), S.IS_GENUINE)
+    all_engagements = events_between(
+        events, start=dates[0] - timedelta(days=LONGEST_WINDOW - 1), end=dates[-1]
+    ).filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
+    engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
     engagements = (
-        events.filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
-        .transform(events_by_as_of, as_of_dates, window_days=LONGEST_WINDOW)
+        all_engagements.withColumn("_acts_that_day", F.count(F.lit(1)).over(engager_day))
+        .transform(events_by_as_of, dates, window_days=LONGEST_WINDOW)
         .join(engager_flags, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="inner")
         .filter(F.col(S.IS_GENUINE))
+    )
+    # (as_of, author, engager) where the author engaged the engager in the same 30 days
+    # (by anyone's flags: returning engagement is what pods do).
+    returned = (
+        all_engagements.select(C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_DATE)
+        .distinct()
+        .transform(events_by_as_of, dates, window_days=30)
+        .select(C.AS_OF, C.NETWORK, F.col(C.ACTOR_ID).alias(C.SUBJECT_ID), F.col(C.SUBJECT_ID).alias(C.ACTOR_ID))
+        .distinct()
+        .withColumn("_returned", F.lit(True))
     )
     in_30d = F.col(C.EVENT_DATE) > F.date_sub(F.col(C.AS_OF), 30)
     amplifying = F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY)
     resharing = F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE)
+    mutual = F.coalesce(F.col("_returned"), F.lit(False))
     age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
     keys = [C.AS_OF, C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID)]
-    per_account = engagements.groupBy(*keys).agg(
-        F.count_distinct(F.when(in_30d, F.col(C.ACTOR_ID))).alias(S.GENUINE_ENGAGERS_30D),
-        F.count_distinct(F.when(in_30d & amplifying, F.col(C.PARENT_POST_ID))).alias(S.AMPLIFIED_POSTS_30D),
-        F.count(F.when(in_30d & resharing, 1)).alias(S.GENUINE_RESHARES_30D),
+    per_account = (
+        engagements.join(returned, on=[C.AS_OF, C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID], how="left")
+        .groupBy(*keys)
+        .agg(
+            F.count_distinct(F.when(in_30d, F.col(C.ACTOR_ID))).alias(S.GENUINE_ENGAGERS_30D),
+            F.count_distinct(F.when(in_30d & mutual, F.col(C.ACTOR_ID))).alias(S.MUTUAL_ENGAGERS_30D),
+            F.count_distinct(F.when(in_30d & amplifying, F.col(C.PARENT_POST_ID))).alias(S.AMPLIFIED_POSTS_30D),
+            F.count(F.when(in_30d & resharing, 1)).alias(S.GENUINE_RESHARES_30D),
+        )
     )
-    per_day = engagements.groupBy(*keys, age.alias("_age")).agg(F.count(F.lit(1)).alias("_n"))
+    per_day = engagements.groupBy(*keys, age.alias("_age"), F.col("_acts_that_day").alias("_acts")).agg(
+        F.count(F.lit(1)).alias("_n")
+    )
     decayed = per_day.groupBy(C.AS_OF, C.NETWORK, C.USER_ID).agg(
         F.aggregate(
-            F.array_sort(F.collect_list(F.struct(F.col("_age"), F.col("_n")))),
+            F.array_sort(F.collect_list(F.struct(F.col("_age"), F.col("_acts"), F.col("_n")))),
             F.lit(0.0),
-            lambda total, day: total + day["_n"] * F.pow(F.lit(0.5), day["_age"] / half_life_days),
+            lambda total, day: total
+            + day["_n"] * F.pow(F.lit(0.5), day["_age"] / half_life_days) / day["_acts"],
         ).alias(S.GENUINE_ENGAGEMENTS_DECAYED)
     )
     return per_account.join(decayed, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="inner")
@@ -374,6 +448,11 @@ def user_features_by_as_of(
     spam_max_engagements_per_day: float,
     spam_max_follows_30d: int,
     spam_min_follow_back: float,
+    spam_min_output_30d: float,
+    spam_max_response_rate: float,
+    new_account_days: int,
+    boost_min_follows_30d: float,
+    boost_max_follows_per_engager: float,
 ) -> DataFrame:
     """All features of every account active in the 90 days up to each date of ``as_of_dates``, in one pass.
 
@@ -393,13 +472,27 @@ def user_features_by_as_of(
             spam_max_engagements_per_day=spam_max_engagements_per_day,
             spam_max_follows_30d=spam_max_follows_30d,
             spam_min_follow_back=spam_min_follow_back,
+            spam_min_output_30d=spam_min_output_30d,
+            spam_max_response_rate=spam_max_response_rate,
+            new_account_days=new_account_days,
         )
     )
-    genuine = genuine_engagement_by_as_of(events, flagged, as_of_dates, half_life_days=half_life_days)
-    counts = [S.GENUINE_ENGAGERS_30D, S.AMPLIFIED_POSTS_30D, S.GENUINE_RESHARES_30D, S.GENUINE_ENGAGEMENTS_DECAYED]
+    received = genuine_engagement_by_as_of(events, flagged, as_of_dates, half_life_days=half_life_days)
+    counts = [
+        S.GENUINE_ENGAGERS_30D,
+        S.MUTUAL_ENGAGERS_30D,
+        S.AMPLIFIED_POSTS_30D,
+        S.GENUINE_RESHARES_30D,
+        S.GENUINE_ENGAGEMENTS_DECAYED,
+    ]
     return (
-        flagged.join(genuine, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+        flagged.join(received, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
         .fillna(0, subset=counts)
+        .transform(
+            with_follower_boost_flag,
+            min_follows_30d=boost_min_follows_30d,
+            max_follows_per_engager=boost_max_follows_per_engager,
+        )
         .select(*S.USER_FEATURES_SCHEMA.fieldNames())
     )
 
@@ -409,6 +502,6 @@ def genuine_flags(features: DataFrame) -> DataFrame:
 
     ``as_of`` is kept when ``features`` has it (stored rows always do).
     """
-    genuine = ~F.col(S.IS_INACTIVE) & ~F.col(S.IS_SPAM_LIKE)
+    flag = genuine(F.col(S.IS_INACTIVE), F.col(S.IS_SPAM_LIKE), F.col(S.IS_NEW_ACCOUNT))
     keys = [c for c in (C.AS_OF, C.NETWORK, C.USER_ID) if c in features.columns]
-    return features.select(*keys, genuine.alias(S.IS_GENUINE))
+    return features.select(*keys, flag.alias(S.IS_GENUINE))

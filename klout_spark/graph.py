@@ -81,10 +81,12 @@ def engagement_edges_by_as_of(
         ``silver_events``; interactions in the ``window_days`` up to each ``as_of`` are used.
     flags
         ``as_of``, ``network``, ``user_id``, ``is_genuine``: only engagers genuine
-        as of a date give edges for that date.
+        as of a date give edges for that date (not spam-like, inactive or new:
+        see :func:`klout_spark.features.genuine`).
     type_weights
         Weight per interaction type; each interaction also decays with half-life
-        ``half_life_days`` by its age at ``as_of``.
+        ``half_life_days`` by its age at ``as_of``, and is divided by the number
+        of interactions its engager made that day.
     reciprocal_discount
         A pair engaging each other keeps this fraction of the smaller direction's
         weight in both directions (pods trade engagement; audiences don't).
@@ -101,19 +103,28 @@ def engagement_edges_by_as_of(
     Interactions are first counted per pair, type and day (exact integers), so
     each date's window expands those counts, not the raw events.
     """
-    daily_pairs = (
+    interactions = (
         events.filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
         .withColumn("_type_weight", type_weight(F.col(C.EVENT_TYPE), type_weights))
         .filter(F.col("_type_weight") > 0)
-        .groupBy(C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_TYPE, "_type_weight", C.EVENT_DATE)
-        .agg(F.count(F.lit(1)).alias(C.INTERACTIONS))
     )
+    daily_pairs = interactions.groupBy(
+        C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_TYPE, "_type_weight", C.EVENT_DATE
+    ).agg(F.count(F.lit(1)).alias(C.INTERACTIONS))
+    # The more an engager acts in a day, the less each act counts: a whole day's
+    # count, the same for every as_of whose window holds that day.
+    engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
+    daily_pairs = daily_pairs.withColumn("_acts_that_day", F.sum(C.INTERACTIONS).over(engager_day))
     genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
     age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
     weighted = (
         events_by_as_of(daily_pairs, as_of_dates, window_days=window_days)
         .join(genuine, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="left_semi")
-        .withColumn(C.WEIGHT, F.col(C.INTERACTIONS) * F.col("_type_weight") * F.pow(F.lit(0.5), age / half_life_days))
+        .withColumn(
+            C.WEIGHT,
+            F.col(C.INTERACTIONS) * F.col("_type_weight") * F.pow(F.lit(0.5), age / half_life_days)
+            / F.col("_acts_that_day"),
+        )
     )
     pairs = weighted.groupBy(
         C.AS_OF, C.NETWORK, F.col(C.ACTOR_ID).alias(C.SRC), F.col(C.SUBJECT_ID).alias(C.DST)
@@ -143,7 +154,7 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
     """Teleport weight per account (TrustRank style), before normalization.
 
     Older accounts are trusted more (up to ``full_age_days``), verified accounts
-    twice as much, flagged (spam-like or inactive) accounts ``flagged_trust``
+    twice as much, flagged (spam-like, inactive or new) accounts ``flagged_trust``
     times as much. Unknown age counts as half of full age.
 
     Returns ``network``, ``user_id``, ``trust`` (after ``as_of`` when ``features`` has it).
@@ -155,7 +166,8 @@ def trust_vector(features: DataFrame, *, flagged_trust: float, full_age_days: fl
     )
     base = F.lit(0.1) + 0.9 * age_share
     verified = F.when(F.coalesce(F.col(C.VERIFIED), F.lit(False)), 2.0).otherwise(1.0)
-    flagged = F.when(F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE), flagged_trust).otherwise(1.0)
+    is_flagged = F.col(S.IS_SPAM_LIKE) | F.col(S.IS_INACTIVE) | F.coalesce(F.col(S.IS_NEW_ACCOUNT), F.lit(False))
+    flagged = F.when(is_flagged, flagged_trust).otherwise(1.0)
     # Stored features carry as_of (one row per account and date): keep it as a key.
     keys = [c for c in (C.AS_OF, C.NETWORK, C.USER_ID) if c in features.columns]
     return features.select(*keys, (base * verified * flagged).alias(C.TRUST))

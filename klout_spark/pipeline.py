@@ -272,6 +272,11 @@ def stage_features_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date,
                 spam_max_engagements_per_day=cfg.spam_max_engagements_per_day,
                 spam_max_follows_30d=cfg.spam_max_follows_30d,
                 spam_min_follow_back=cfg.spam_min_follow_back,
+                spam_min_output_30d=cfg.spam_min_output_30d,
+                spam_max_response_rate=cfg.spam_max_response_rate,
+                new_account_days=cfg.new_account_days,
+                boost_min_follows_30d=cfg.boost_min_follows_30d,
+                boost_max_follows_per_engager=cfg.boost_max_follows_per_engager,
             ).persist()
             try:
                 outcome = quality.validate_user_features(
@@ -460,6 +465,7 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
             weights=(cfg.weights.true_reach, cfg.weights.amplification, cfg.weights.network_impact),
             reach_followers_weight=cfg.reach_followers_weight,
             reach_listed_weight=cfg.reach_listed_weight,
+            reach_mutual_weight=cfg.reach_mutual_weight,
             reach_full_engagers=cfg.reach_full_engagers,
             amplification_prior_posts=cfg.amplification_prior_posts,
             amplification_prior_rate=cfg.amplification_prior_rate,

@@ -170,6 +170,9 @@ PLURAL = {
 DAILY_SENT_BY_TYPE = tuple((t, f"{PLURAL[t]}_sent") for t in (POST, *INTERACTION_TYPES))
 DAILY_RECEIVED_BY_TYPE = tuple((t, f"{PLURAL[t]}_received") for t in INTERACTION_TYPES)
 DAILY_SENT = tuple(name for _, name in DAILY_SENT_BY_TYPE)
+# What makes an account active: its own content and engagement. Following, unfollowing
+# and list curation alone do not (dormant and bought accounts do nothing else).
+ACTIVITY_SENT = tuple(name for t, name in DAILY_SENT_BY_TYPE if t in (POST, *ENGAGEMENT_TYPES))
 DAILY_RECEIVED = tuple(name for _, name in DAILY_RECEIVED_BY_TYPE)
 ENGAGERS = "engagers"
 POSTS_ENGAGED = "posts_engaged"
@@ -217,6 +220,9 @@ ACCOUNT_AGE_DAYS = "account_age_days"
 IS_INACTIVE = "is_inactive"
 IS_SPAM_LIKE = "is_spam_like"
 IS_GENUINE = "is_genuine"
+IS_NEW_ACCOUNT = "is_new_account"
+IS_FOLLOWER_BOOSTED = "is_follower_boosted"
+MUTUAL_ENGAGERS_30D = "mutual_engagers_30d"
 GENUINE_ENGAGERS_30D = "genuine_engagers_30d"
 GENUINE_ENGAGEMENTS_DECAYED = "genuine_engagements_decayed"
 AMPLIFIED_POSTS_30D = "amplified_posts_30d"
@@ -236,7 +242,10 @@ USER_FEATURES_SCHEMA = T.StructType(
         _f(C.VERIFIED, T.BooleanType()),
         _f(IS_INACTIVE, T.BooleanType(), False),
         _f(IS_SPAM_LIKE, T.BooleanType(), False),
+        _f(IS_NEW_ACCOUNT, T.BooleanType(), False),
+        _f(IS_FOLLOWER_BOOSTED, T.BooleanType(), False),
         _f(GENUINE_ENGAGERS_30D, _L, False),
+        _f(MUTUAL_ENGAGERS_30D, _L, False),
         _f(GENUINE_ENGAGEMENTS_DECAYED, _D, False),
         _f(AMPLIFIED_POSTS_30D, _L, False),
         _f(GENUINE_RESHARES_30D, _L, False),

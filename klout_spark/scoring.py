@@ -4,13 +4,15 @@ The model (``model_version``), with every constant from ``conf`` (``score.*``):
 
 - **True Reach** (0-100): ``ln(1 + genuine engagers in 30 days)`` plus weak
   ``ln(1 + followers)`` and ``ln(1 + list memberships)`` terms, over
-  ``ln(1 + reach_full_engagers)``. Bots, inactive accounts and the account
-  itself never count as engagers.
+  ``ln(1 + reach_full_engagers)``. Bots, inactive and new accounts and the
+  account itself never count as engagers; an engager the account engages back
+  counts ``reach_mutual_weight`` (pods); followers do not count for an account
+  flagged ``is_follower_boosted`` (bought followers).
 - **Amplification** (0-100): the Bayesian-smoothed probability that a post of
   the account is reshared, quoted or replied to by a genuine engager in 30 days:
   ``(amplified + k*p0) / (posts + k)`` with prior rate ``p0`` over ``k`` pseudo-posts.
 - **Network Impact** (0-100): the account's PageRank over the engagement graph
-  relative to its network's mean, ``ln(1 + ratio) / ln(1 + impact_full_ratio)``.
+  relative to its network's mean over trusted accounts (trust > 0), ``ln(1 + ratio) / ln(1 + impact_full_ratio)``.
 - **Score** (1-100): ``1 + 0.99 * weighted mean`` of the three sub-scores.
 
 Every curve is a fixed function of the account's own numbers (no daily
@@ -34,11 +36,19 @@ def clamp_0_100(value: Column) -> Column:
     return F.least(F.greatest(value, F.lit(0.0)), F.lit(100.0))
 
 
-def true_reach(*, followers_weight: float, listed_weight: float, full_engagers: float) -> Column:
-    """True Reach from ``genuine_engagers_30d``, ``followers_count``, ``listed_count``."""
+def true_reach(*, followers_weight: float, listed_weight: float, mutual_weight: float, full_engagers: float) -> Column:
+    """True Reach from ``genuine_engagers_30d``, ``mutual_engagers_30d``, ``followers_count``, ``listed_count``.
+
+    Mutual engagers (engaged back by the account) count ``mutual_weight`` each;
+    the follower count is ignored when ``is_follower_boosted``.
+    """
+    engagers = F.col(S.GENUINE_ENGAGERS_30D) - (1.0 - mutual_weight) * F.col(S.MUTUAL_ENGAGERS_30D)
+    followers = F.when(F.col(S.IS_FOLLOWER_BOOSTED), F.lit(0)).otherwise(
+        F.coalesce(F.col(C.FOLLOWERS_COUNT), F.lit(0))
+    )
     raw = (
-        F.log1p(F.col(S.GENUINE_ENGAGERS_30D))
-        + followers_weight * F.log1p(F.coalesce(F.col(C.FOLLOWERS_COUNT), F.lit(0)))
+        F.log1p(engagers)
+        + followers_weight * F.log1p(followers)
         + listed_weight * F.log1p(F.coalesce(F.col(C.LISTED_COUNT), F.lit(0)))
     )
     return clamp_0_100(100.0 * raw / math.log1p(full_engagers))
@@ -67,6 +77,7 @@ def account_scores(
     weights: tuple[float, float, float],
     reach_followers_weight: float,
     reach_listed_weight: float,
+    reach_mutual_weight: float,
     reach_full_engagers: float,
     amplification_prior_posts: float,
     amplification_prior_rate: float,
@@ -98,6 +109,7 @@ def account_scores(
         weights=weights,
         reach_followers_weight=reach_followers_weight,
         reach_listed_weight=reach_listed_weight,
+        reach_mutual_weight=reach_mutual_weight,
         reach_full_engagers=reach_full_engagers,
         amplification_prior_posts=amplification_prior_posts,
         amplification_prior_rate=amplification_prior_rate,
@@ -115,6 +127,7 @@ def account_scores_by_as_of(
     weights: tuple[float, float, float],
     reach_followers_weight: float,
     reach_listed_weight: float,
+    reach_mutual_weight: float,
     reach_full_engagers: float,
     amplification_prior_posts: float,
     amplification_prior_rate: float,
@@ -132,7 +145,13 @@ def account_scores_by_as_of(
     """
     total = sum(weights)
     w_reach, w_amp, w_impact = (w / total for w in weights)
-    mean_rank = ranks.groupBy(C.AS_OF, C.NETWORK).agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
+    # The mean over trusted accounts only: accounts without trust (flagged, new) add
+    # nodes but no mass, and must not inflate everyone's ratio (sybil farms).
+    mean_rank = (
+        ranks.filter(F.col(C.TRUST) > 0)
+        .groupBy(C.AS_OF, C.NETWORK)
+        .agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
+    )
     subscores = (
         features.join(
             ranks.select(C.AS_OF, C.NETWORK, C.USER_ID, C.PAGERANK), on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left"
@@ -143,6 +162,7 @@ def account_scores_by_as_of(
             true_reach(
                 followers_weight=reach_followers_weight,
                 listed_weight=reach_listed_weight,
+                mutual_weight=reach_mutual_weight,
                 full_engagers=reach_full_engagers,
             ),
         )

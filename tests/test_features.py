@@ -10,6 +10,11 @@ from klout_spark import schemas as S
 from tests.factories import AS_OF, days_ago, event, events_df, profile, profiles_df
 
 HALF_LIFE = 14.0
+QUALITY_PARAMS = dict(
+    spam_max_engagements_per_day=50, spam_max_follows_30d=100, spam_min_follow_back=0.05,
+    spam_min_output_30d=200, spam_max_response_rate=0.02, new_account_days=30,
+    boost_min_follows_30d=50, boost_max_follows_per_engager=10,
+)
 
 
 def _daily_row(user, day, posts=0, engagements_sent=0, network="twitter"):
@@ -74,8 +79,7 @@ def test_account_idle_on_as_of_still_gets_a_row_with_its_window(spark):
 
 
 def _features(spark, events, profiles=(), **overrides):
-    params = dict(half_life_days=HALF_LIFE, inactive_days=30, spam_max_engagements_per_day=50,
-                  spam_max_follows_30d=100, spam_min_follow_back=0.05)
+    params = dict(QUALITY_PARAMS, half_life_days=HALF_LIFE, inactive_days=30)
     params.update(overrides)
     events_frame = events_df(spark, events)
     daily = features.user_daily(events_frame)
@@ -119,7 +123,8 @@ def test_genuine_engagement_ignores_spam_self_and_counts_distinct(spark):
     assert row.amplified_posts_30d == 2
     assert row.genuine_reshares_30d == 2
     # h3 did nothing in the last 30 days, so h3 is inactive and its old like counts for no one.
-    expected = 2 * 1.0 + 0.5 ** (1 / HALF_LIFE)
+    # h1's two reshares on one day weigh 1/2 each.
+    expected = 2 * 0.5 + 0.5 ** (1 / HALF_LIFE)
     assert row.genuine_engagements_decayed == pytest.approx(expected)
 
 
@@ -147,8 +152,7 @@ def test_user_features_output_matches_the_table_schema(spark):
     events = events_df(spark, [event("p", S.POST, "a", post_id="p")])
     result = features.user_features(
         spark, features.user_daily(events), events, profiles_df(spark, []), AS_OF,
-        half_life_days=HALF_LIFE, inactive_days=30, spam_max_engagements_per_day=50,
-        spam_max_follows_30d=100, spam_min_follow_back=0.05,
+        half_life_days=HALF_LIFE, inactive_days=30, **QUALITY_PARAMS,
     )
     assert result.columns == S.USER_FEATURES_SCHEMA.fieldNames()
     assert result.filter(F.col(C.USER_ID) == "a").first()[S.GENUINE_ENGAGERS_30D] == 0

@@ -67,18 +67,30 @@ def test_full_discount_removes_pure_pod_pairs(spark):
 
 def test_trust_vector_prefers_old_verified_genuine_accounts(spark):
     rows = [
-        ("twitter", "old", 365, True, False, False),
-        ("twitter", "new", 0, False, False, False),
-        ("twitter", "unknown", None, False, False, False),
-        ("twitter", "spam", 365, False, True, False),
-        ("twitter", "idle", 365, False, False, True),
+        ("twitter", "old", 365, True, False, False, False),
+        ("twitter", "new", 0, False, False, False, False),
+        ("twitter", "unknown", None, False, False, False, False),
+        ("twitter", "spam", 365, False, True, False, False),
+        ("twitter", "idle", 365, False, False, True, False),
+        ("twitter", "fresh", 3, False, False, False, True),
     ]
     schema = (f"{C.NETWORK} string, {C.USER_ID} string, {S.ACCOUNT_AGE_DAYS} long, {C.VERIFIED} boolean, "
-              f"{S.IS_SPAM_LIKE} boolean, {S.IS_INACTIVE} boolean")
+              f"{S.IS_SPAM_LIKE} boolean, {S.IS_INACTIVE} boolean, {S.IS_NEW_ACCOUNT} boolean")
     trust = {r.user_id: r.trust for r in graph.trust_vector(
         spark.createDataFrame(rows, schema), flagged_trust=0.0, full_age_days=365).collect()}
     assert trust == {"old": pytest.approx(2.0), "new": pytest.approx(0.1), "unknown": pytest.approx(0.55),
-                     "spam": 0.0, "idle": 0.0}
+                     "spam": 0.0, "idle": 0.0, "fresh": 0.0}
+
+
+def test_the_more_an_engager_acts_in_a_day_the_less_each_act_counts(spark):
+    events = [event("1", S.LIKE, "e", "a", parent="p", day=days_ago(1))]
+    events += [event(f"b{i}", S.LIKE, "e", f"b{i}", parent=f"q{i}", day=days_ago(1)) for i in range(4)]
+    events += [event("c", S.LIKE, "e", "c", parent="r", day=days_ago(2))]
+    edges = _edges(spark, events, _flags(spark, genuine=["e"]), half_life=1e9)
+    # Day 1: five likes weigh 1/5 each; day 2: one like weighs 1. Out-weights sum to 1 + 1.
+    assert edges[("e", "c")][1] == pytest.approx(1.0 / 2.0)
+    assert edges[("e", "a")][1] == pytest.approx(0.2 / 2.0)
+    assert edges[("e", "b0")][1] == edges[("e", "a")][1]
 
 
 def test_node_keys_round_trip(spark):

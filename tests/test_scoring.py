@@ -13,6 +13,7 @@ PARAMS = dict(
     weights=(0.4, 0.2, 0.4),
     reach_followers_weight=0.1,
     reach_listed_weight=0.2,
+    reach_mutual_weight=0.25,
     reach_full_engagers=20000.0,
     amplification_prior_posts=5.0,
     amplification_prior_rate=0.1,
@@ -31,6 +32,7 @@ def _features(spark, rows):
             C.AS_OF: AS_OF, C.NETWORK: "twitter", C.USER_ID: user, S.ACTIVE_DAYS_30D: 1,
             C.FOLLOWERS_COUNT: followers, C.FOLLOWING_COUNT: 0, C.LISTED_COUNT: listed, S.ACCOUNT_AGE_DAYS: 100,
             C.VERIFIED: False, S.IS_INACTIVE: False, S.IS_SPAM_LIKE: False, S.GENUINE_ENGAGERS_30D: engagers,
+            S.IS_NEW_ACCOUNT: False, S.IS_FOLLOWER_BOOSTED: False, S.MUTUAL_ENGAGERS_30D: 0,
             S.AMPLIFIED_POSTS_30D: amplified, S.GENUINE_RESHARES_30D: 0, "posts_sent_30d": float(posts),
         })
         full.append(tuple(values[f.name] for f in S.USER_FEATURES_SCHEMA.fields))

@@ -60,6 +60,7 @@ def _features(user: str, *, measure: str = "likes_received", **cells):
     row = {name: None for name in S.USER_FEATURES_SCHEMA.fieldNames()}
     row.update({C.AS_OF: AS_OF, C.NETWORK: "twitter", C.USER_ID: user, S.ACTIVE_DAYS_30D: 3,
                 S.IS_INACTIVE: False, S.IS_SPAM_LIKE: False, S.GENUINE_ENGAGERS_30D: 1,
+                S.IS_NEW_ACCOUNT: False, S.IS_FOLLOWER_BOOSTED: False, S.MUTUAL_ENGAGERS_30D: 0,
                 S.GENUINE_ENGAGEMENTS_DECAYED: 1.0, S.AMPLIFIED_POSTS_30D: 0, S.GENUINE_RESHARES_30D: 0})
     for m in S.FEATURE_MEASURES:
         row.update({f"{m}_7d": 1.0, f"{m}_30d": 2.0, f"{m}_90d": 3.0, f"{m}_decayed": 1.5})
