@@ -8,11 +8,13 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("generate", "ingest", "validate", "features", "propagate", "score", "run", "sql"):
+    for command in ("generate", "ingest", "validate", "features", "propagate", "score", "run", "sql",
+                    "serve-sql", "calibrate", "report"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["generate", "ingest", "validate", "features", "propagate", "score", "run", "sql"])
+@pytest.mark.parametrize("command", ["generate", "ingest", "validate", "features", "propagate", "score", "run", "sql",
+                                     "serve-sql", "calibrate", "report"])
 def test_every_subcommand_takes_conf_and_set(command):
     text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
     assert "--conf FILE" in text and "--set KEY=VALUE" in text and "--env" in text
@@ -43,3 +45,18 @@ def test_sql_prints_a_table_and_reports_bad_queries(spark, settings, capsys):  #
     assert "answer" in out and "42" in out
     assert main(["sql", f"SELECT * FROM {settings.lake.database}.no_such_table", *lake]) == 1
     assert "no_such_table" in capsys.readouterr().err
+
+
+def test_serve_sql_refuses_a_non_loopback_host_unless_allowed(capsys):
+    assert main(["serve-sql", "--host", "0.0.0.0"]) == 1
+    assert "sql_server.allow_remote" in capsys.readouterr().err
+
+
+def test_serve_sql_refuses_a_port_in_use(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve-sql", "--port", str(busy.getsockname()[1])]) == 1
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
