@@ -104,6 +104,31 @@ def test_more_raw_signal_never_lowers_the_score(spark, fitted):
     assert scores[-1][C.SCORE] > scores[0][C.SCORE]
 
 
+def test_a_range_of_dates_gets_the_same_calibrated_scores_as_one_date_at_a_time(spark, fitted):
+    days = {AS_OF - timedelta(days=1): 1, AS_OF: 3}  # the second day has three times the activity
+    features, ranks, one_by_one = [], [], []
+    for day, k in days.items():
+        rows = [(f"u{i}", k * 4 * i, 50 * i, i, 10 + i, min(10 + i, k * i)) for i in range(6)]
+        day_features = _features(spark, rows).withColumn(C.AS_OF, F.lit(day))
+        day_ranks = _ranks(spark, {f"u{i}": 0.01 * (1 + k * i) for i in range(6)}).withColumn(C.AS_OF, F.lit(day))
+        features.append(day_features)
+        ranks.append(day_ranks)
+        one_by_one += scoring.account_scores(
+            day_features, day_ranks, spark.createDataFrame([], S.SCORES_SCHEMA), day, **PARAMS, calibration=fitted
+        ).drop(C.SCORE_DELTA_7D).collect()
+    together = scoring.account_scores_by_as_of(
+        features[0].unionByName(features[1]), ranks[0].unionByName(ranks[1]), **PARAMS, calibration=fitted
+    ).drop(C.SCORE_DELTA_7D)
+    key = lambda r: (r[C.AS_OF], r[C.USER_ID])  # noqa: E731
+    assert sorted(together.collect(), key=key) == sorted(one_by_one, key=key)
+    fixed = scoring.account_scores_by_as_of(
+        features[0].unionByName(features[1]), ranks[0].unionByName(ranks[1]), **PARAMS
+    ).filter(F.col(C.AS_OF) == AS_OF).orderBy(C.USER_ID).collect()
+    calibrated = [r for r in sorted(one_by_one, key=key) if r[C.AS_OF] == AS_OF]
+    assert [r[C.SCORE] for r in fixed] != [r[C.SCORE] for r in calibrated]
+    assert {r[C.AS_OF] for r in together.collect()} == set(days)
+
+
 def test_calibration_round_trips_through_its_table_rows(fitted):
     rows = calibration.calibration_rows(fitted, created_at=None, run_id="r")
     names = S.SCORE_CALIBRATION_SCHEMA.fieldNames()
