@@ -20,7 +20,7 @@ RELIABILITY_KILLS_PER_RERUN ?= 4
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run sample test test-fast bench reliability lint dist clean clean-lake check-java
+.PHONY: help install run sample sql-server test test-fast bench reliability lint dist clean clean-lake check-java
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ sample: install $(SAMPLE)/.done ## generate the synthetic sample dump (sample/)
 
 run: install sample ## set up, generate a sample and run the daily pipeline on local Spark
 	$(BIN)/klout-spark run --input $(SAMPLE) --identities $(SAMPLE)/_identities.csv $(ARGS)
+
+sql-server: install ## serve the lakehouse over JDBC (Thrift) on 127.0.0.1:10000 until Ctrl-C (ARGS="--port N")
+	$(BIN)/klout-spark serve-sql $(ARGS)
 
 test: install ## run the whole test suite (prints its wall time)
 	$(BIN)/python -m pytest --cov=klout_spark --cov-report=term:skip-covered $(ARGS)

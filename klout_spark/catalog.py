@@ -35,6 +35,7 @@ SCORES = "scores"
 PERSON_SCORES = "person_scores"
 SCORE_TOPICS = "score_topics"
 SCORE_EXPLAIN = "score_explain"
+SCORE_CALIBRATION = "score_calibration"
 IDENTITIES = "identities"
 RUNS = "runs"
 RUN_LOCKS = "run_locks"
@@ -54,6 +55,7 @@ TABLES: tuple[str, ...] = (
     PERSON_SCORES,
     SCORE_TOPICS,
     SCORE_EXPLAIN,
+    SCORE_CALIBRATION,
     IDENTITIES,
     RUNS,
     RUN_LOCKS,

@@ -1,4 +1,4 @@
-"""The ``klout-spark`` command: one subcommand per stage, plus run, generate and sql.
+"""The ``klout-spark`` command: one subcommand per stage, plus run, generate, sql and serve-sql.
 
 Every subcommand takes ``--env``, ``--conf FILE`` and ``--set key=value``; the
 lakehouse root is the setting ``lake.root``. Errors that klout-spark raises on
@@ -109,6 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_argument("--as-of", type=_iso_date, default=None, help="date (default: last day with events)")
         _settings_args(stage)
 
+    rep = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of one date's scores under <lake.root>/_reports/",
+    )
+    rep.add_argument("--as-of", type=_iso_date, default=None, help="date (default: the last date with scores)")
+    _settings_args(rep)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit the score calibration of score.model_version on one date and store it (score_calibration)",
+        description="Fit monotone curves from the raw sub-score signals (and their weighted mean) to 0-100 on the "
+        "genuine accounts of one date: median -> 30, 90th percentile -> 50, 99.9th -> 90. Scoring then uses "
+        "them for every date of this model_version; without one it uses the fixed curves.",
+    )
+    cal.add_argument("--as-of", type=_iso_date, default=None, help="reference date (default: last day with events)")
+    cal.add_argument(
+        "--replace", action="store_true",
+        help="refit a model_version that is calibrated already (scores stored before are not rewritten)",
+    )
+    _settings_args(cal)
+
     run = sub.add_parser("run", help="the daily pipeline: ingest, validate, features, propagate, score")
     run.add_argument(
         "--as-of", type=_iso_date, default=None,
@@ -118,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", default=[], metavar="PATH", help="dump file or folder to ingest first (repeatable)")
     run.add_argument("--identities", default=None, help="CSV person_id,network,user_id linking accounts to persons")
     run.add_argument("--top", type=int, default=10, help="how many top accounts to print (default 10)")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
     _allow_bad_data_arg(run)
     _settings_args(run)
 
@@ -157,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     benchmark.add_arguments(bench)
     _settings_args(bench)
+    serve = sub.add_parser(
+        "serve-sql",
+        help="serve the lakehouse tables over JDBC/ODBC (Spark Thrift server) until SIGTERM or Ctrl-C",
+        description="Start Spark's Thrift JDBC/ODBC server over the lakehouse tables and block. Clients "
+        "(beeline, PyHive, any HiveServer2 JDBC/ODBC driver) connect to the printed URL with any user name "
+        "and no password. Tables that appear later are registered every sql_server.refresh_seconds.",
+    )
+    serve.add_argument("--host", default=None, help="address to listen on (default: sql_server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: sql_server.port, 10000)")
+    _settings_args(serve)
     return parser
 
 
@@ -290,6 +322,23 @@ def _stage_command(stage_name: str):
     return command
 
 
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from klout_spark import pipeline
+
+    p = _open(settings, "calibrate")
+    as_of = args.as_of or pipeline.default_as_of(p.lake)
+    fitted = pipeline.stage_calibrate(p, as_of, replace=args.replace)
+    print(
+        f"calibrated model {fitted.model_version} on {as_of} ({fitted.reference_accounts:,} genuine accounts); "
+        f"knots (raw -> value):"
+    )
+    for component, curve in fitted.curves.items():
+        knots = ", ".join(f"{raw:.4g}->{value:g}" for raw, value in curve.knots)
+        print(f"  {component:<15} {knots}")
+    print(f"Rescore with `klout-spark score --as-of D`; stored in {settings.lake.database}.score_calibration")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from klout_spark import catalog
     from klout_spark.pipeline import run_daily, top_scores
@@ -326,6 +375,24 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     ))
     print(f"Query them:  klout-spark sql \"SELECT * FROM {db}.latest_scores ORDER BY score DESC LIMIT 10\"")
     print(f"Run id {p.run.run_id}; history in {db}.runs")
+    if not args.no_report:
+        print(f"Report: {_write_report(p, summary.as_of)}")
+    return 0
+
+
+def _write_report(p, as_of: date | None):
+    from klout_spark.report import write_report
+
+    return write_report(
+        p.lake, as_of,
+        results_dir=f"{p.settings.lake.root}/{p.settings.validate.results_dir}",
+        model_version=p.settings.score.model_version,
+    )
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    path = _write_report(_open(settings, "report"), args.as_of)
+    print(f"report: {path}")
     return 0
 
 
@@ -398,6 +465,29 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG
     for size, errors in failed.items():
         print(f"  {size}: failed steps: {', '.join(errors)}", file=sys.stderr)
     return 1 if failed else 0
+def cmd_serve_sql(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from klout_spark import sqlserver
+
+    if args.host is not None or args.port is not None:
+        overrides = [*args.overrides]
+        if args.host is not None:
+            overrides.append(f"sql_server.host={args.host}")
+        if args.port is not None:
+            overrides.append(f"sql_server.port={args.port}")
+        settings = load_settings(args.env, args.conf, overrides)
+    stop = threading.Event()
+
+    def request_stop(signum, frame):  # noqa: ARG001 - the signal handler's signature
+        log.info("serve-sql: received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    sqlserver.serve(settings, stop=stop, on_ready=lambda line: print(line, flush=True))
+    return 0
 
 
 COMMANDS = {
@@ -407,11 +497,14 @@ COMMANDS = {
     "features": _stage_command("features"),
     "propagate": _stage_command("propagate"),
     "score": _stage_command("score"),
+    "calibrate": cmd_calibrate,
+    "report": cmd_report,
     "run": cmd_run,
     "backfill": cmd_backfill,
     "evaluate": cmd_evaluate,
     "sql": cmd_sql,
     "bench": cmd_bench,
+    "serve-sql": cmd_serve_sql,
 }
 
 

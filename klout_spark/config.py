@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -229,8 +230,11 @@ class ScoreSettings:
     explain_top_k: int
 
     def __post_init__(self) -> None:
-        if not self.model_version:
-            raise ConfigError("score.model_version must not be empty")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", self.model_version):
+            raise ConfigError(
+                f"score.model_version must be 1-128 letters, digits or _.- (it keys score_calibration), "
+                f"got {self.model_version!r}"
+            )
         _require_positive("score.reach_full_engagers", self.reach_full_engagers)
         _require_fraction("score.reach_mutual_weight", self.reach_mutual_weight)
         _require_positive("score.amplification_prior_posts", self.amplification_prior_posts)
@@ -249,6 +253,34 @@ class ScoreSettings:
         _require_positive("score.explain_top_k", self.explain_top_k)
 
 
+LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface (127.0.0.0/8, ::1, localhost)."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class SqlServerSettings:
+    host: str
+    port: int
+    allow_remote: bool
+    refresh_seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigError("sql_server.host must not be empty")
+        if not is_loopback_host(self.host) and not self.allow_remote:
+            raise ConfigError(
+                f"sql_server.host {self.host!r} is not a loopback address; the server has no authentication, "
+                "so listening beyond this machine needs sql_server.allow_remote: true"
+            )
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"sql_server.port must be within [1, 65535], got {self.port}")
+        _require_positive("sql_server.refresh_seconds", self.refresh_seconds)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     lock_ttl_minutes: float
@@ -264,6 +296,7 @@ class Settings:
     lake: LakeSettings
     catalog: CatalogSettings
     spark: SparkSettings
+    sql_server: SqlServerSettings
     ingest: IngestSettings
     validate: ValidateSettings
     features: FeatureSettings
@@ -277,7 +310,7 @@ class Settings:
     def config_hash(self) -> str:
         """A stable hash of the settings that change results (not where or how Spark runs)."""
         plain = self.to_dict()
-        for key in ("spark", "lake", "catalog", "run"):
+        for key in ("spark", "lake", "catalog", "run", "sql_server"):
             plain.pop(key)
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -43,6 +43,10 @@ class StageOrderError(KloutError, RuntimeError):
     """A stage ran before the stage it depends on produced its table."""
 
 
+class ServerError(KloutError, RuntimeError):
+    """The SQL (Thrift) server could not start or serve."""
+
+
 def has_columns(df: DataFrame, required: Iterable[str]) -> bool:
     """Return whether ``df`` has every column in ``required``."""
     return set(required) <= set(df.columns)

@@ -68,6 +68,7 @@ COMMIT_CONFLICTS: tuple[type[Exception], ...] = (
 )
 # Attempts of an idempotent write that keeps losing commit conflicts.
 CONFLICT_RETRIES = 5
+_PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 class Lakehouse:
@@ -161,6 +162,23 @@ class Lakehouse:
             .write.format("delta")
             .mode("overwrite")
             .option("replaceWhere", predicate)
+            .save(self.path(table))
+        )
+
+    def overwrite_key(self, df: DataFrame, table: str, schema: T.StructType, *, column: str, value: str) -> None:
+        """Replace the rows with ``column = value`` by ``df``, in one Delta commit.
+
+        ``value`` must be a plain token (letters, digits, ``_.-``): it ends up in SQL text.
+        """
+        catalog.validate_identifier(column, what="key column")
+        if not _PLAIN_TOKEN.match(value):
+            raise InputError(f"overwrite_key: {column} value must match {_PLAIN_TOKEN.pattern}, got {value!r}")
+        self.ensure(table, schema)
+        (
+            _conform(df, schema)
+            .write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"{column} = '{value}'")
             .save(self.path(table))
         )
 

@@ -15,7 +15,18 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from klout_spark import catalog, features, graph, ingest, pagerank, quality, schemas, scoring, silver
+from klout_spark import (
+    calibration,
+    catalog,
+    features,
+    graph,
+    ingest,
+    pagerank,
+    quality,
+    schemas,
+    scoring,
+    silver,
+)
 from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.config import Settings
@@ -439,6 +450,64 @@ def _span(dates: Sequence[date]) -> str:
     return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
 
 
+def load_calibration(p: Pipeline) -> calibration.Calibration | None:
+    """The stored calibration of ``score.model_version``, or None (then scoring uses the fixed curves)."""
+    if not p.lake.exists(catalog.SCORE_CALIBRATION):
+        return None
+    model_version = p.settings.score.model_version
+    # A few dozen knots per model_version: a bounded collect.
+    rows = p.lake.read(catalog.SCORE_CALIBRATION).filter(F.col(C.MODEL_VERSION) == model_version).collect()
+    return calibration.calibration_from_rows(rows, model_version=model_version)
+
+
+def stage_calibrate(p: Pipeline, as_of: date, *, replace: bool = False) -> calibration.Calibration:
+    """Fit the calibration of ``score.model_version`` on ``as_of`` and store it in ``score_calibration``.
+
+    Raises
+    ------
+    InputError
+        The model_version has a calibration already and ``replace`` is false: a
+        calibration is fixed per model_version.
+    """
+    cfg = p.settings.score
+    with _writer_lock(p, "a calibrate"), record_stage(p.lake, p.run, "calibrate", as_of) as rec:
+        existing = load_calibration(p)
+        if existing is not None and not replace:
+            raise InputError(
+                f"score.model_version {cfg.model_version!r} is calibrated already (reference date "
+                f"{existing.reference_as_of}); a calibration is fixed per model_version: set a new "
+                "score.model_version, or pass --replace to refit this one (stored scores are not rewritten)"
+            )
+        raw = scoring.raw_signals(
+            _require_range(p, catalog.USER_FEATURES, [as_of], "calibrate"),
+            _require_range(p, catalog.NETWORK_RANK, [as_of], "calibrate"),
+            reach_followers_weight=cfg.reach_followers_weight,
+            reach_listed_weight=cfg.reach_listed_weight,
+            reach_mutual_weight=cfg.reach_mutual_weight,
+            amplification_prior_posts=cfg.amplification_prior_posts,
+            amplification_prior_rate=cfg.amplification_prior_rate,
+        ).filter(F.col(S.IS_GENUINE))
+        fitted = calibration.build_calibration(
+            raw,
+            model_version=cfg.model_version,
+            reference_as_of=as_of,
+            ceilings=scoring.fixed_ceilings(
+                reach_full_engagers=cfg.reach_full_engagers, impact_full_ratio=cfg.impact_full_ratio
+            ),
+            weights=(cfg.weights.true_reach, cfg.weights.amplification, cfg.weights.network_impact),
+        )
+        rows = calibration.calibration_rows(fitted, created_at=p.run.started_at, run_id=p.run.run_id)
+        p.lake.overwrite_key(
+            p.spark.createDataFrame(rows, S.SCORE_CALIBRATION_SCHEMA),
+            catalog.SCORE_CALIBRATION, S.SCORE_CALIBRATION_SCHEMA,
+            column=C.MODEL_VERSION, value=cfg.model_version,
+        )
+        rec.rows_in = fitted.reference_accounts
+        rec.rows_out = len(rows)
+        rec.details = {"model_version": cfg.model_version, "replaced": existing is not None}
+    return fitted
+
+
 def stage_score(p: Pipeline, as_of: date) -> int:
     """``scores``, ``score_topics``, ``score_explain`` (and ``person_scores``) of ``as_of``; returns accounts."""
     return stage_score_dates(p, [as_of])[as_of]
@@ -454,6 +523,14 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
     first, last = dates[0], dates[-1]
     cfg = p.settings.score
     with record_stage_dates(p.lake, p.run, "score", dates) as records:
+        # One calibration for the whole range: the stored one of score.model_version, or the fixed curves.
+        stored_calibration = load_calibration(p)
+        used = (
+            f"{cfg.model_version} (reference {stored_calibration.reference_as_of})"
+            if stored_calibration is not None else "fixed curves"
+        )
+        for rec in records.values():
+            rec.details = {**(rec.details or {}), "calibration": used}
         user_features = _require_range(p, catalog.USER_FEATURES, dates, "score")
         ranks = _require_range(p, catalog.NETWORK_RANK, dates, "score")
         edges = _range(p, catalog.ENGAGEMENT_EDGES, dates)
@@ -472,6 +549,7 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
             impact_full_ratio=cfg.impact_full_ratio,
             model_version=cfg.model_version,
             run_id=p.run.run_id,
+            calibration=stored_calibration,
         ).persist()
         history = stored.filter(~F.col(C.AS_OF).between(F.lit(first), F.lit(last))).unionByName(fresh)
         scores = scoring.with_score_delta_7d(fresh, history).persist()

@@ -366,3 +366,26 @@ RUN_LOCKS_SCHEMA = T.StructType(
         _f("expires_at", _TS, False),
     ]
 )
+
+# score_calibration: one row per knot of each component's curve, per model_version.
+COMPONENT = "component"
+KNOT = "knot"
+RAW_VALUE = "raw_value"
+CALIBRATED_VALUE = "calibrated_value"
+REFERENCE_AS_OF = "reference_as_of"
+REFERENCE_ACCOUNTS = "reference_accounts"
+CREATED_AT = "created_at"
+
+SCORE_CALIBRATION_SCHEMA = T.StructType(
+    [
+        _f(C.MODEL_VERSION, _S, False),
+        _f(COMPONENT, _S, False),
+        _f(KNOT, T.IntegerType(), False),
+        _f(RAW_VALUE, _D, False),
+        _f(CALIBRATED_VALUE, _D, False),
+        _f(REFERENCE_AS_OF, T.DateType(), False),
+        _f(REFERENCE_ACCOUNTS, _L, False),
+        _f(CREATED_AT, _TS, False),
+        _f(C.RUN_ID, _S, False),
+    ]
+)

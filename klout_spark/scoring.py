@@ -15,8 +15,13 @@ The model (``model_version``), with every constant from ``conf`` (``score.*``):
   relative to its network's mean over trusted accounts (trust > 0), ``ln(1 + ratio) / ln(1 + impact_full_ratio)``.
 - **Score** (1-100): ``1 + 0.99 * weighted mean`` of the three sub-scores.
 
-Every curve is a fixed function of the account's own numbers (no daily
-re-percentiling), so a score moves only when the account's activity moves.
+These are the *fixed curves*, used while no calibration is stored for the
+``model_version``. ``klout-spark calibrate`` stores one (see
+:mod:`klout_spark.calibration`): the same raw signals then go through
+quantile-fitted curves, and the weighted mean through one more, before
+``1 + 0.99 * x``. Either way every curve is a fixed function of the account's
+own numbers (no daily re-percentiling), so a score moves only when the
+account's activity moves.
 """
 
 from __future__ import annotations
@@ -29,15 +34,17 @@ from pyspark.sql import functions as F
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.features import events_by_as_of, is_engagement, with_as_of
+from klout_spark.calibration import SUB_SCORES, Calibration, combined_subscores
+from klout_spark.features import events_by_as_of, genuine, is_engagement, with_as_of
 
 
 def clamp_0_100(value: Column) -> Column:
     return F.least(F.greatest(value, F.lit(0.0)), F.lit(100.0))
 
 
-def true_reach(*, followers_weight: float, listed_weight: float, mutual_weight: float, full_engagers: float) -> Column:
-    """True Reach from ``genuine_engagers_30d``, ``mutual_engagers_30d``, ``followers_count``, ``listed_count``.
+def true_reach_raw(*, followers_weight: float, listed_weight: float, mutual_weight: float) -> Column:
+    """Raw True Reach (log units) from ``genuine_engagers_30d``, ``mutual_engagers_30d``,
+    ``followers_count`` and ``listed_count``.
 
     Mutual engagers (engaged back by the account) count ``mutual_weight`` each;
     the follower count is ignored when ``is_follower_boosted``.
@@ -46,26 +53,122 @@ def true_reach(*, followers_weight: float, listed_weight: float, mutual_weight: 
     followers = F.when(F.col(S.IS_FOLLOWER_BOOSTED), F.lit(0)).otherwise(
         F.coalesce(F.col(C.FOLLOWERS_COUNT), F.lit(0))
     )
-    raw = (
+    return (
         F.log1p(engagers)
         + followers_weight * F.log1p(followers)
         + listed_weight * F.log1p(F.coalesce(F.col(C.LISTED_COUNT), F.lit(0)))
     )
+
+
+def amplification_rate(*, prior_posts: float, prior_rate: float) -> Column:
+    """Smoothed share (0-1) of posts amplified by genuine engagers, from the 30-day post counts."""
+    posts = F.col("posts_sent_30d") + F.col("replies_sent_30d") + F.col("quotes_sent_30d")
+    amplified = F.least(F.col(S.AMPLIFIED_POSTS_30D).cast("double"), posts)
+    return (amplified + prior_posts * prior_rate) / (posts + prior_posts)
+
+
+def network_impact_raw() -> Column:
+    """Raw Network Impact, ``ln(1 + pagerank / network_mean_pagerank)`` (0 outside the graph)."""
+    return F.log1p(F.coalesce(F.col(C.PAGERANK) / F.col("network_mean_pagerank"), F.lit(0.0)))
+
+
+def fixed_ceilings(*, reach_full_engagers: float, impact_full_ratio: float) -> dict[str, float]:
+    """Raw value of each sub-score that the fixed curves map to 100."""
+    return {
+        C.TRUE_REACH: math.log1p(reach_full_engagers),
+        C.AMPLIFICATION: 1.0,
+        C.NETWORK_IMPACT: math.log1p(impact_full_ratio),
+    }
+
+
+def true_reach(*, followers_weight: float, listed_weight: float, mutual_weight: float, full_engagers: float) -> Column:
+    """True Reach on the fixed curve: raw over ``ln(1 + full_engagers)``, 0-100."""
+    raw = true_reach_raw(followers_weight=followers_weight, listed_weight=listed_weight, mutual_weight=mutual_weight)
     return clamp_0_100(100.0 * raw / math.log1p(full_engagers))
 
 
 def amplification(*, prior_posts: float, prior_rate: float) -> Column:
-    """Smoothed share of posts amplified by genuine engagers, from ``posts_sent_30d`` and ``amplified_posts_30d``."""
-    posts = F.col("posts_sent_30d") + F.col("replies_sent_30d") + F.col("quotes_sent_30d")
-    amplified = F.least(F.col(S.AMPLIFIED_POSTS_30D).cast("double"), posts)
-    rate = (amplified + prior_posts * prior_rate) / (posts + prior_posts)
-    return clamp_0_100(100.0 * rate)
+    """Amplification on the fixed curve: 100 times the smoothed rate."""
+    return clamp_0_100(100.0 * amplification_rate(prior_posts=prior_posts, prior_rate=prior_rate))
 
 
 def network_impact(*, full_ratio: float) -> Column:
-    """Network Impact from ``pagerank`` and ``network_mean_pagerank``."""
-    ratio = F.coalesce(F.col(C.PAGERANK) / F.col("network_mean_pagerank"), F.lit(0.0))
-    return clamp_0_100(100.0 * F.log1p(ratio) / math.log1p(full_ratio))
+    """Network Impact on the fixed curve: raw over ``ln(1 + full_ratio)``, 0-100."""
+    return clamp_0_100(100.0 * network_impact_raw() / math.log1p(full_ratio))
+
+
+def raw_signals(
+    features: DataFrame,
+    ranks: DataFrame,
+    *,
+    reach_followers_weight: float,
+    amplification_prior_posts: float,
+    amplification_prior_rate: float,
+    reach_listed_weight: float,
+    reach_mutual_weight: float,
+) -> DataFrame:
+    """``network``, ``user_id``, ``is_genuine`` and the raw signal of each sub-score, one row per account.
+
+    The one-date form of :func:`raw_signals_by_as_of`: ``features`` and ``ranks``
+    hold one ``as_of`` (with or without the column); the result has no ``as_of``.
+    """
+    marker = F.lit(date(1970, 1, 1))
+    return raw_signals_by_as_of(
+        features.drop(C.AS_OF).withColumn(C.AS_OF, marker),
+        ranks.drop(C.AS_OF).withColumn(C.AS_OF, marker),
+        reach_followers_weight=reach_followers_weight,
+        reach_listed_weight=reach_listed_weight,
+        reach_mutual_weight=reach_mutual_weight,
+        amplification_prior_posts=amplification_prior_posts,
+        amplification_prior_rate=amplification_prior_rate,
+    ).drop(C.AS_OF)
+
+
+def raw_signals_by_as_of(
+    features: DataFrame,
+    ranks: DataFrame,
+    *,
+    reach_followers_weight: float,
+    amplification_prior_posts: float,
+    amplification_prior_rate: float,
+    reach_listed_weight: float,
+    reach_mutual_weight: float,
+) -> DataFrame:
+    """``as_of``, ``network``, ``user_id``, ``is_genuine`` and the raw signal of each sub-score.
+
+    One row per account and ``as_of`` of ``features`` (``features`` and ``ranks``
+    carry ``as_of``; the network mean PageRank is per ``(as_of, network)``). The
+    raw signals sit in the sub-score columns (``true_reach``, ``amplification``,
+    ``network_impact``); the curves (fixed or calibrated) turn them into 0-100.
+    """
+    # The mean over trusted accounts only: accounts without trust (flagged, new) add
+    # nodes but no mass, and must not inflate everyone's ratio (sybil farms).
+    mean_rank = (
+        ranks.filter(F.col(C.TRUST) > 0)
+        .groupBy(C.AS_OF, C.NETWORK)
+        .agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
+    )
+    return (
+        features.join(
+            ranks.select(C.AS_OF, C.NETWORK, C.USER_ID, C.PAGERANK), on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left"
+        )
+        .join(F.broadcast(mean_rank), on=[C.AS_OF, C.NETWORK], how="left")
+        .select(
+            C.AS_OF,
+            C.NETWORK,
+            C.USER_ID,
+            genuine(F.col(S.IS_INACTIVE), F.col(S.IS_SPAM_LIKE), F.col(S.IS_NEW_ACCOUNT)).alias(S.IS_GENUINE),
+            true_reach_raw(
+                followers_weight=reach_followers_weight,
+                listed_weight=reach_listed_weight,
+                mutual_weight=reach_mutual_weight,
+            ).alias(C.TRUE_REACH),
+            amplification_rate(prior_posts=amplification_prior_posts, prior_rate=amplification_prior_rate).alias(
+                C.AMPLIFICATION
+            ),
+            network_impact_raw().alias(C.NETWORK_IMPACT),
+        )
+    )
 
 
 def account_scores(
@@ -84,6 +187,7 @@ def account_scores(
     impact_full_ratio: float,
     model_version: str,
     run_id: str,
+    calibration: Calibration | None = None,
 ) -> DataFrame:
     """Score every account in ``features`` (one ``as_of``).
 
@@ -97,6 +201,9 @@ def account_scores(
         ``scores`` rows of any dates; the row at ``as_of - 7`` gives ``score_delta_7d``.
     weights
         Weights of (true_reach, amplification, network_impact); normalized here.
+    calibration
+        The stored calibration of ``model_version`` (see :mod:`klout_spark.calibration`);
+        ``None`` uses the fixed curves.
 
     Returns
     -------
@@ -116,6 +223,7 @@ def account_scores(
         impact_full_ratio=impact_full_ratio,
         model_version=model_version,
         run_id=run_id,
+        calibration=calibration,
     )
     return with_score_delta_7d(scores, previous)
 
@@ -134,49 +242,40 @@ def account_scores_by_as_of(
     impact_full_ratio: float,
     model_version: str,
     run_id: str,
+    calibration: Calibration | None = None,
 ) -> DataFrame:
     """Score every account of ``features`` for each of its ``as_of`` dates, without ``score_delta_7d``.
 
     ``features`` and ``ranks`` carry ``as_of``; sub-scores, ``rank`` and
     ``percentile`` are per ``(as_of, network)``. ``score_delta_7d`` is null here:
-    :func:`with_score_delta_7d` fills it from the score history.
+    :func:`with_score_delta_7d` fills it from the score history. ``calibration``
+    (the stored one of ``model_version``, or ``None`` for the fixed curves) is
+    applied alike to every date: its curves are fixed functions of the raw signals.
 
     Returns ``SCORES_SCHEMA`` columns.
     """
-    total = sum(weights)
-    w_reach, w_amp, w_impact = (w / total for w in weights)
-    # The mean over trusted accounts only: accounts without trust (flagged, new) add
-    # nodes but no mass, and must not inflate everyone's ratio (sybil farms).
-    mean_rank = (
-        ranks.filter(F.col(C.TRUST) > 0)
-        .groupBy(C.AS_OF, C.NETWORK)
-        .agg(F.avg(C.PAGERANK).alias("network_mean_pagerank"))
+    raw = raw_signals_by_as_of(
+        features,
+        ranks,
+        reach_followers_weight=reach_followers_weight,
+        reach_listed_weight=reach_listed_weight,
+        reach_mutual_weight=reach_mutual_weight,
+        amplification_prior_posts=amplification_prior_posts,
+        amplification_prior_rate=amplification_prior_rate,
     )
-    subscores = (
-        features.join(
-            ranks.select(C.AS_OF, C.NETWORK, C.USER_ID, C.PAGERANK), on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left"
-        )
-        .join(F.broadcast(mean_rank), on=[C.AS_OF, C.NETWORK], how="left")
-        .withColumn(
-            C.TRUE_REACH,
-            true_reach(
-                followers_weight=reach_followers_weight,
-                listed_weight=reach_listed_weight,
-                mutual_weight=reach_mutual_weight,
-                full_engagers=reach_full_engagers,
-            ),
-        )
-        .withColumn(
-            C.AMPLIFICATION,
-            amplification(prior_posts=amplification_prior_posts, prior_rate=amplification_prior_rate),
-        )
-        .withColumn(C.NETWORK_IMPACT, network_impact(full_ratio=impact_full_ratio))
-    )
-    combined = w_reach * F.col(C.TRUE_REACH) + w_amp * F.col(C.AMPLIFICATION) + w_impact * F.col(C.NETWORK_IMPACT)
+    if calibration is None:
+        ceilings = fixed_ceilings(reach_full_engagers=reach_full_engagers, impact_full_ratio=impact_full_ratio)
+        subscores = {c: clamp_0_100(100.0 * F.col(c) / ceilings[c]) for c in SUB_SCORES}
+    else:
+        subscores = {c: calibration.curves[c].apply(F.col(c)) for c in SUB_SCORES}
+    calibrated = raw.select(C.AS_OF, C.NETWORK, C.USER_ID, *[subscores[c].alias(c) for c in SUB_SCORES])
+    combined = combined_subscores({c: F.col(c) for c in SUB_SCORES}, weights)
+    if calibration is not None:
+        combined = calibration.curves[C.SCORE].apply(combined)
     best_first = Window.partitionBy(C.AS_OF, C.NETWORK).orderBy(F.col(C.SCORE).desc(), F.col(C.USER_ID))
     lowest_first = Window.partitionBy(C.AS_OF, C.NETWORK).orderBy(F.col(C.SCORE))
     return (
-        subscores.withColumn(C.SCORE, F.round(1.0 + 0.99 * combined, 4))
+        calibrated.withColumn(C.SCORE, F.round(1.0 + 0.99 * clamp_0_100(combined), 4))
         .withColumn(C.RANK, F.row_number().over(best_first).cast("long"))
         .withColumn(C.PERCENTILE, F.round(100.0 * F.percent_rank().over(lowest_first), 4))
         .select(

@@ -2,19 +2,22 @@ import pytest
 
 from klout_spark.cli import build_parser, main
 
+COMMANDS = (
+    "generate", "ingest", "validate", "features", "propagate", "score", "run", "backfill", "sql",
+    "serve-sql", "calibrate", "report", "bench",
+)
+
 
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("generate", "ingest", "validate", "features", "propagate", "score", "run", "backfill", "sql"):
+    for command in COMMANDS:
         assert command in out
 
 
-@pytest.mark.parametrize(
-    "command", ["generate", "ingest", "validate", "features", "propagate", "score", "run", "backfill", "sql"]
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_takes_conf_and_set(command):
     text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
     assert "--conf FILE" in text and "--set KEY=VALUE" in text and "--env" in text
@@ -66,3 +69,16 @@ def test_daily_job_scores_yesterday_unless_told_otherwise():
     assert job.daily_args(["--input", "d"]) == ["run", "--as-of", "yesterday", "--input", "d"]
     assert job.daily_args(["--as-of", "2026-10-31"]) == ["run", "--as-of", "2026-10-31"]
     assert job.daily_args(["--as-of=2026-10-31"]) == ["run", "--as-of=2026-10-31"]
+def test_serve_sql_refuses_a_non_loopback_host_unless_allowed(capsys):
+    assert main(["serve-sql", "--host", "0.0.0.0"]) == 1
+    assert "sql_server.allow_remote" in capsys.readouterr().err
+
+
+def test_serve_sql_refuses_a_port_in_use(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve-sql", "--port", str(busy.getsockname()[1])]) == 1
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
