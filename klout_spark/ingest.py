@@ -484,9 +484,10 @@ def _parsed_batch(
         if documents:
             whole = read_whole_files(spark, documents, ignore_corrupt=ignore_corrupt)
             parts.append(whole.transform(parse, max_raw_chars=max_raw_chars))
+    archives = [f for f in files if f.format == readers.LINKEDIN_ARCHIVE]
+    if archives:
+        parts.extend(_linkedin_archives(spark, archives, ignore_corrupt, max_raw_chars))
     for f in files:
-        if f.format == readers.LINKEDIN_ARCHIVE:
-            parts.append(_linkedin_archive(spark, f, ignore_corrupt, max_raw_chars))
         if f.format == readers.CANONICAL_CSV:
             header = next(iter(peek_lines(f.read_path or f.path, limit=1)), "")
             lines = _numbered_lines(spark, [f], ignore_corrupt).filter(
@@ -534,22 +535,54 @@ def _is_document(f: SourceFile) -> bool:
     return False
 
 
-def _linkedin_archive(spark, f: SourceFile, ignore_corrupt: bool, max_raw_chars: int) -> DataFrame:
-    """One archive CSV: its records after the header (preamble lines are not records), parsed."""
-    kind = linkedin.archive_kind(f.path)
-    member = linkedin.archive_member(f.path)
-    found = linkedin.find_header(peek_numbered_lines(f.read_path or f.path, limit=ARCHIVE_HEADER_LINES), kind)
-    lines = read_dump_lines(spark, [f], ignore_corrupt=ignore_corrupt).transform(with_line_numbers)
-    if found is None:
-        # No header: nothing can be read by column name; every record is kept in quarantine.
-        records = linkedin.csv_records(lines)
-        reason = F.lit(f"{MISSING_HEADER}:{','.join(linkedin.REQUIRED_COLUMNS[kind])}")
-        return explode_line_events(records, events=F.array(event_struct()), reason=reason, max_raw_chars=max_raw_chars)
-    header_line, header = found
-    records = linkedin.csv_records(lines.filter(F.col(C.SOURCE_LINE) > header_line))
-    return linkedin.parse_linkedin_archive(
-        records, kind=kind, header=header, member=member, max_raw_chars=max_raw_chars
+def _linkedin_archives(
+    spark, files: Sequence[SourceFile], ignore_corrupt: bool, max_raw_chars: int
+) -> list[DataFrame]:
+    """Archive CSVs, parsed: their records after the header (preamble lines are not records).
+
+    Files of one kind with the same columns are read and parsed together, one
+    plan for any number of member archives; each file's header line and member
+    come from a small table joined to its lines.
+    """
+    groups: dict[tuple[str, tuple[str, ...] | None], list[tuple[SourceFile, int, str]]] = {}
+    for f in files:
+        kind = linkedin.archive_kind(f.path)
+        found = linkedin.find_header(peek_numbered_lines(f.read_path or f.path, limit=ARCHIVE_HEADER_LINES), kind)
+        header_line, header = found if found is not None else (0, None)
+        key = (kind, tuple(header) if header is not None else None)
+        groups.setdefault(key, []).append((f, header_line, linkedin.archive_member(f.path)))
+    layout_schema = T.StructType(
+        [
+            T.StructField(C.SOURCE_PATH, T.StringType(), False),
+            T.StructField("_header_line", T.LongType(), False),
+            T.StructField("_member", T.StringType(), False),
+        ]
     )
+    parts = []
+    for (kind, header), group in groups.items():
+        lines = read_dump_lines(spark, [f for f, _, _ in group], ignore_corrupt=ignore_corrupt).transform(
+            with_line_numbers
+        )
+        if header is None:
+            # No header: nothing can be read by column name; every record is kept in quarantine.
+            records = linkedin.csv_records(lines)
+            reason = F.lit(f"{MISSING_HEADER}:{','.join(linkedin.REQUIRED_COLUMNS[kind])}")
+            parts.append(
+                explode_line_events(records, events=F.array(event_struct()), reason=reason, max_raw_chars=max_raw_chars)
+            )
+            continue
+        layout = spark.createDataFrame([(f.path, line, member) for f, line, member in group], layout_schema)
+        body = (
+            lines.join(F.broadcast(layout), on=C.SOURCE_PATH)
+            .filter(F.col(C.SOURCE_LINE) > F.col("_header_line"))
+            .select(C.SOURCE_PATH, C.SOURCE_LINE, "value")
+        )
+        records = linkedin.csv_records(body).join(F.broadcast(layout.drop("_header_line")), on=C.SOURCE_PATH)
+        parsed = linkedin.parse_linkedin_archive(
+            records, kind=kind, header=list(header), member=F.col("_member"), max_raw_chars=max_raw_chars
+        )
+        parts.append(parsed.drop("_member"))
+    return parts
 
 
 def _numbered_lines(spark, files: Sequence[SourceFile], ignore_corrupt: bool) -> DataFrame:

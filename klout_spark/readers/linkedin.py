@@ -164,9 +164,9 @@ def post_id(urn: Column) -> Column:
 
 
 def parse_linkedin_archive(
-    records: DataFrame, *, kind: str, header: list[str], member: str, max_raw_chars: int
+    records: DataFrame, *, kind: str, header: list[str], member: str | Column, max_raw_chars: int
 ) -> DataFrame:
-    """Parse the data records (header and preamble removed) of one archive file of ``kind``.
+    """Parse the data records (header and preamble removed) of archive files of ``kind``.
 
     Parameters
     ----------
@@ -177,7 +177,8 @@ def parse_linkedin_archive(
         The file's column names (their order gives the cells' positions).
     member
         The archive's member (profile name), the actor of shares, comments and
-        reactions and one side of every connection.
+        reactions and one side of every connection: a name, or a column giving
+        each record's member (to parse the files of many archives at once).
 
     Returns
     -------
@@ -202,7 +203,8 @@ def parse_linkedin_archive(
         return F.nullif(F.trim(F.col(f"_cells._c{position[name]}")), F.lit(""))
 
     bad_csv = F.col(f"_cells.{CORRUPT}").isNotNull()
-    me = user_id(F.lit(member))
+    member = F.lit(member) if isinstance(member, str) else member
+    me = user_id(member)
     if kind == CONNECTIONS:
         when = F.try_to_timestamp(cell("Connected On"), F.lit("d MMM yyyy"))
         other_name = F.regexp_extract(cell("URL"), _PROFILE_URL, 1)
@@ -256,7 +258,7 @@ def parse_linkedin_archive(
             digest = F.substring(
                 F.sha2(F.concat_ws("\u0001", cell("Date"), cell("Link"), F.coalesce(text, F.lit(""))), 256), 1, 16
             )
-            comment = F.concat(F.lit(member + ":"), digest)
+            comment = F.concat(member, F.lit(":"), digest)
             checks.append((text.isNull(), "missing_field:Message"))
             event = event_struct(
                 event_id=F.concat(F.lit("li:comment:"), comment), event_type=F.lit(schemas.REPLY),
@@ -268,7 +270,7 @@ def parse_linkedin_archive(
         else:
             checks.append((cell("Type").isNull(), "missing_field:Type"))
             event = event_struct(
-                event_id=F.concat(F.lit(f"li:react:{member}:"), urn), event_type=F.lit(schemas.LIKE),
+                event_id=F.concat(F.lit("li:react:"), member, F.lit(":"), urn), event_type=F.lit(schemas.LIKE),
                 parent_post_id=post_id(urn), network=F.lit(NETWORK), event_ts=when, actor_id=me,
             )
             keep_raw = F.lit(True)
