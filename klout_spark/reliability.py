@@ -47,8 +47,9 @@ from klout_spark import catalog
 from klout_spark import columns as C
 
 STAGES: tuple[str, ...] = ("ingest", "validate", "features", "propagate", "score")
-# Columns naming the run or the wall-clock time of a write: they differ between any two runs.
-VOLATILE_COLUMNS = frozenset({C.RUN_ID, C.INGESTED_AT, C.QUARANTINED_AT, C.COMMITTED_AT, C.STARTED_AT, C.ENDED_AT})
+# Columns naming the run or ingest attempt, or the wall-clock time of a write: they differ
+# between any two runs (an ingest attempt's batch id includes a random token of its own).
+VOLATILE_COLUMNS = frozenset({C.RUN_ID, C.BATCH_ID, C.INGESTED_AT, C.QUARANTINED_AT, C.COMMITTED_AT, C.STARTED_AT, C.ENDED_AT})
 COMPARED_TABLES: tuple[str, ...] = tuple(t for t in catalog.TABLES if t != catalog.RUNS)
 # Settings every harness run uses: small local Spark, no Data Docs (HTML is not a table).
 RUN_OVERRIDES: tuple[str, ...] = (

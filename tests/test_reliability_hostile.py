@@ -59,7 +59,7 @@ def test_slice_bounds_must_be_dates_not_text(spark, lake):
         lake.overwrite_slice(df, catalog.SCORES, S.SCORES_SCHEMA, column="as_of", start="2026-10-31' OR '1'='1")
 
 
-@pytest.mark.parametrize("text", ["2026-10-31' OR '1'='1", "2026-13-01", "31/10/2026", "yesterday", "2026-10-31; --"])
+@pytest.mark.parametrize("text", ["2026-10-31' OR '1'='1", "2026-13-01", "31/10/2026", "yesterday at noon", "2026-10-31; --"])
 def test_cli_dates_are_parsed_as_dates(text, capsys):
     with pytest.raises(SystemExit) as stopped:
         cli.build_parser().parse_args(["score", "--as-of", text])
