@@ -40,6 +40,17 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_cached_frames():
+    """Drop what a module left cached (Great Expectations caches the frames it validates)."""
+    yield
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.catalog.clearCache()
+
+
 @pytest.fixture()
 def settings(tmp_path):
     """Settings whose lakehouse is a fresh temporary folder, under a database of its own.
