@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from klout_spark import readers
 from klout_spark.config import Settings, load_settings
 from klout_spark.errors import InputError, KloutError
 
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ing.add_argument(
         "--format", dest="fmt", default=None,
-        choices=("auto", "canonical", "twitter", "twitter_v2", "reddit", "facebook", "linkedin"),
+        choices=readers.FORMAT_CHOICES,
         help="input format: auto (detect per file), canonical, twitter (API v1.1), "
         "twitter_v2 (API v2 responses, one per line), reddit (Pushshift), "
         "facebook (Graph API feed JSON), linkedin (member archive folder linkedin-archive-<member>, "
@@ -423,19 +424,15 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from klout_spark import catalog
     from klout_spark.evaluation import evaluate, format_report
+    from klout_spark.io import Lakehouse
+    from klout_spark.report import default_report_as_of
     from klout_spark.session import build_session
 
+    # Read-only: no Pipeline (whose open checks that the lakehouse is writable).
     spark = build_session(settings, app_name="klout-spark evaluate")
-    as_of = args.as_of
-    if as_of is None:
-        from klout_spark.io import Lakehouse
-
-        lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
-        as_of = lake.read(catalog.SCORES).agg({"as_of": "max"}).first()[0]
-        if as_of is None:
-            raise InputError(f"no scores in {lake.path(catalog.SCORES)}: run the pipeline first")
+    lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
+    as_of = args.as_of or default_report_as_of(lake)
     result = evaluate(spark, settings.lake.root, settings.lake.database, args.truth, as_of)
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_report(result))
     return 0
@@ -465,6 +462,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG
     for size, errors in failed.items():
         print(f"  {size}: failed steps: {', '.join(errors)}", file=sys.stderr)
     return 1 if failed else 0
+
+
 def cmd_serve_sql(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from klout_spark import readers
 from klout_spark.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -85,11 +86,7 @@ class IngestSettings:
     max_raw_chars: int
 
     def __post_init__(self) -> None:
-        _require_choice(
-            "ingest.format",
-            self.format,
-            ("auto", "canonical", "twitter", "twitter_v2", "reddit", "facebook", "linkedin"),
-        )
+        _require_choice("ingest.format", self.format, readers.FORMAT_CHOICES)
         _require_positive("ingest.max_raw_chars", self.max_raw_chars)
 
 

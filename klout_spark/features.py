@@ -230,12 +230,6 @@ def windowed_features(
     return windowed.filter(F.col(C.AS_OF).isNotNull())
 
 
-def latest_profiles(profiles: DataFrame, as_of: date) -> DataFrame:
-    """The newest profile snapshot per account taken before the end of ``as_of``."""
-    spine = as_of_frame(profiles.sparkSession, [as_of])
-    return latest_profiles_by_as_of(profiles, spine).drop(C.AS_OF)
-
-
 def latest_profiles_by_as_of(profiles: DataFrame, as_of_dates: DataFrame) -> DataFrame:
     """The newest profile snapshot per account and ``as_of`` of ``as_of_dates``, taken before the end of it."""
     newest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID).orderBy(
@@ -323,17 +317,6 @@ def with_follower_boost_flag(features: DataFrame, *, min_follows_30d: float, max
         follows > max_follows_per_engager * (F.col(S.GENUINE_ENGAGERS_30D) + 1)
     )
     return features.withColumn(S.IS_FOLLOWER_BOOSTED, boosted)
-
-
-def genuine_engagement(events: DataFrame, flags: DataFrame, as_of: date, *, half_life_days: float) -> DataFrame:
-    """Engagement each account received from genuine engagers, as of ``as_of``.
-
-    The one-date form of :func:`genuine_engagement_by_as_of` (``flags`` may lack
-    ``as_of``); returns the same columns without ``as_of``.
-    """
-    return genuine_engagement_by_as_of(
-        events, with_as_of(flags, as_of), [as_of], half_life_days=half_life_days
-    ).drop(C.AS_OF)
 
 
 def genuine_engagement_by_as_of(

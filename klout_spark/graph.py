@@ -38,29 +38,13 @@ def type_weight(event_type: Column, weights: Mapping[str, float]) -> Column:
     return F.coalesce(mapping[event_type], F.lit(0.0))
 
 
-def engagement_edges(
-    events: DataFrame,
-    flags: DataFrame,
-    as_of: date,
-    *,
-    window_days: int,
-    half_life_days: float,
-    type_weights: Mapping[str, float],
-    reciprocal_discount: float,
-) -> DataFrame:
+def engagement_edges(events: DataFrame, flags: DataFrame, as_of: date, **params) -> DataFrame:
     """Weighted engager -> author edges as of ``as_of``.
 
-    The one-date form of :func:`engagement_edges_by_as_of` (``flags`` may lack ``as_of``).
+    The one-date form of :func:`engagement_edges_by_as_of` (same keyword
+    parameters; ``flags`` may lack ``as_of``).
     """
-    return engagement_edges_by_as_of(
-        events,
-        with_as_of(flags, as_of),
-        [as_of],
-        window_days=window_days,
-        half_life_days=half_life_days,
-        type_weights=type_weights,
-        reciprocal_discount=reciprocal_discount,
-    )
+    return engagement_edges_by_as_of(events, with_as_of(flags, as_of), [as_of], **params)
 
 
 def engagement_edges_by_as_of(

@@ -151,9 +151,10 @@ def stage_validate(
                     failures, allow_bad_data=reason,
                     context=f"validate for as_of {_span(sorted(check_dates))}, before features",
                 )
-        elif as_of is None and _has_events(p.lake):
-            as_of = default_as_of(p.lake)
-            log.info("validate: as_of defaults to the last day with events: %s", as_of)
+        elif as_of is None and p.lake.exists(catalog.SILVER_EVENTS):
+            as_of = _last_event_date(p.lake)  # None while silver_events is empty
+            if as_of is not None:
+                log.info("validate: as_of defaults to the last day with events: %s", as_of)
         if as_of is not None and not check_dates:
             rec.as_of = as_of
             if p.lake.exists(catalog.SILVER_EVENTS):
@@ -199,17 +200,28 @@ def _table_checks_dates(p: Pipeline, dates: Sequence[date]) -> tuple[list, dict]
     return failures, checks
 
 
-def _has_events(lake: Lakehouse) -> bool:
-    return lake.exists(catalog.SILVER_EVENTS) and lake.read(catalog.SILVER_EVENTS).limit(1).count() > 0
+def _validated(p: Pipeline, df: DataFrame, validate, table: str) -> None:
+    """Run ``validate`` (the ``quality.validate_*`` of ``table``) on a stage's output ``df``.
 
-
-def _gate_output(p: Pipeline, outcome: quality.ValidationOutcome, table: str) -> None:
-    """Stop a stage whose output fails its suite beyond ``validate.thresholds.<table>`` (before it writes)."""
+    Stops the stage (before it writes) when ``df`` fails the suite beyond
+    ``validate.thresholds.<table>``.
+    """
+    outcome = validate(
+        df, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
+        data_docs=p.settings.validate.data_docs,
+    )
     quality.gate(
         outcome,
         max_failure_fraction=p.settings.validate.thresholds[table],
         table=table,
         threshold_key=f"validate.thresholds.{table}",
+    )
+
+
+def _overwrite_dates(p: Pipeline, df: DataFrame, table: str, schema, dates: Sequence[date]) -> None:
+    """Replace the ``as_of`` range ``dates[0]..dates[-1]`` of ``table`` with ``df`` in one commit."""
+    p.lake.overwrite_slice(
+        df, table, schema, column=C.AS_OF, start=dates[0], end=dates[-1], partition_by=[C.AS_OF],
     )
 
 
@@ -221,10 +233,15 @@ def _results_dir(p: Pipeline) -> str | None:
 
 def default_as_of(lake: Lakehouse) -> date:
     """The last day with events in ``silver_events``."""
-    last = lake.read(catalog.SILVER_EVENTS).agg(F.max(C.EVENT_DATE)).first()[0]
+    last = _last_event_date(lake)
     if last is None:
         raise StageOrderError("silver_events is empty: ingest and validate some events first")
     return last
+
+
+def _last_event_date(lake: Lakehouse) -> date | None:
+    """The last day with events in ``silver_events`` (None when it is empty)."""
+    return lake.read(catalog.SILVER_EVENTS).agg(F.max(C.EVENT_DATE)).first()[0]
 
 
 def _silver_window(p: Pipeline, as_of: date, days: int, *, first: date | None = None) -> DataFrame:
@@ -290,29 +307,22 @@ def stage_features_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date,
                 boost_max_follows_per_engager=cfg.boost_max_follows_per_engager,
             ).persist()
             try:
-                outcome = quality.validate_user_features(
-                    result, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
-                    data_docs=p.settings.validate.data_docs,
-                )
-                _gate_output(p, outcome, catalog.USER_FEATURES)
-                p.lake.overwrite_slice(
-                    result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA,
-                    column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
+                _validated(p, result, quality.validate_user_features, catalog.USER_FEATURES)
+                _overwrite_dates(p, result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA, dates)
+                # The rows just written, counted from the cache (a row per date).
+                counts = (
+                    result.groupBy(C.AS_OF)
+                    .agg(
+                        F.count(F.lit(1)).alias("accounts"),
+                        F.count(F.when(F.col(S.IS_SPAM_LIKE), 1)).alias("spam_like"),
+                        F.count(F.when(F.col(S.IS_INACTIVE), 1)).alias("inactive"),
+                    )
+                    .collect()
                 )
             finally:
                 result.unpersist()
         finally:
             events.unpersist()
-        counts = (
-            _range(p, catalog.USER_FEATURES, dates)
-            .groupBy(C.AS_OF)
-            .agg(
-                F.count(F.lit(1)).alias("accounts"),
-                F.count(F.when(F.col(S.IS_SPAM_LIKE), 1)).alias("spam_like"),
-                F.count(F.when(F.col(S.IS_INACTIVE), 1)).alias("inactive"),
-            )
-            .collect()
-        )
         by_date = {row[C.AS_OF]: row for row in counts}
         for as_of, rec in records.items():
             row = by_date.get(as_of)
@@ -368,10 +378,7 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
             type_weights=cfg.type_weights,
             reciprocal_discount=cfg.reciprocal_discount,
         )
-        p.lake.overwrite_slice(
-            edges, catalog.ENGAGEMENT_EDGES, S.ENGAGEMENT_EDGES_SCHEMA,
-            column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
-        )
+        _overwrite_dates(p, edges, catalog.ENGAGEMENT_EDGES, S.ENGAGEMENT_EDGES_SCHEMA, dates)
         stored_edges = _range(p, catalog.ENGAGEMENT_EDGES, dates).select(
             C.AS_OF,
             graph.node_key(F.col(C.NETWORK), F.col(C.SRC)).alias(C.SRC),
@@ -410,21 +417,14 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
                 .fillna(0.0, subset=[C.TRUST])
             ).persist()
             try:
-                outcome = quality.validate_network_rank(
-                    ranks, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
-                    data_docs=p.settings.validate.data_docs,
-                )
-                _gate_output(p, outcome, catalog.NETWORK_RANK)
+                _validated(p, ranks, quality.validate_network_rank, catalog.NETWORK_RANK)
                 # Not overridable: a mass that is not 1 is a propagation bug, not bad input.
                 quality.enforce(
                     quality.rank_mass_failures(ranks, tolerance=p.settings.validate.rank_mass_tolerance),
                     allow_bad_data=None,
                     context=f"propagate for as_of {_span(dates)}, before writing {catalog.NETWORK_RANK}",
                 )
-                p.lake.overwrite_slice(
-                    ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA,
-                    column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
-                )
+                _overwrite_dates(p, ranks, catalog.NETWORK_RANK, S.NETWORK_RANK_SCHEMA, dates)
             finally:
                 ranks.unpersist()
         finally:
@@ -554,52 +554,41 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
         history = stored.filter(~F.col(C.AS_OF).between(F.lit(first), F.lit(last))).unionByName(fresh)
         scores = scoring.with_score_delta_7d(fresh, history).persist()
         try:
-            outcome = quality.validate_scores(
-                scores, run_id=p.run.run_id, run_ts=p.run.started_at, results_dir=_results_dir(p),
-                data_docs=p.settings.validate.data_docs,
-            )
-            _gate_output(p, outcome, catalog.SCORES)
-            p.lake.overwrite_slice(
-                scores, catalog.SCORES, S.SCORES_SCHEMA,
-                column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
-            )
+            _validated(p, scores, quality.validate_scores, catalog.SCORES)
+            _overwrite_dates(p, scores, catalog.SCORES, S.SCORES_SCHEMA, dates)
+            # The rows just written, counted from the cache (a row per date).
+            counts = {row[C.AS_OF]: row["n"] for row in scores.groupBy(C.AS_OF).agg(F.count(F.lit(1)).alias("n")).collect()}
         finally:
             scores.unpersist()
             fresh.unpersist()
-        events = _silver_window(p, last, p.settings.propagate.window_days, first=first)
-        topics = scoring.score_topics_by_as_of(
-            events,
-            flags,
-            dates,
-            window_days=p.settings.propagate.window_days,
-            min_posts=cfg.topic_min_posts,
-            min_engagers=cfg.topic_min_engagers,
-            max_per_user=cfg.topic_max_per_user,
-            full_engagers=cfg.reach_full_engagers,
-            run_id=p.run.run_id,
-        )
-        p.lake.overwrite_slice(
-            topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA,
-            column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
-        )
-        explain = scoring.score_explain_by_as_of(
-            edges, ranks, events, flags, dates,
-            damping=p.settings.propagate.damping, top_k=cfg.explain_top_k, run_id=p.run.run_id,
-        )
-        p.lake.overwrite_slice(
-            explain, catalog.SCORE_EXPLAIN, S.SCORE_EXPLAIN_SCHEMA,
-            column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
-        )
-        written = _range(p, catalog.SCORES, dates)
+        # Topics and explanations both read this window: one scan of silver_events.
+        events = _silver_window(p, last, p.settings.propagate.window_days, first=first).persist()
+        try:
+            topics = scoring.score_topics_by_as_of(
+                events,
+                flags,
+                dates,
+                window_days=p.settings.propagate.window_days,
+                min_posts=cfg.topic_min_posts,
+                min_engagers=cfg.topic_min_engagers,
+                max_per_user=cfg.topic_max_per_user,
+                full_engagers=cfg.reach_full_engagers,
+                run_id=p.run.run_id,
+            )
+            _overwrite_dates(p, topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA, dates)
+            explain = scoring.score_explain_by_as_of(
+                edges, ranks, events, flags, dates,
+                damping=p.settings.propagate.damping, top_k=cfg.explain_top_k, run_id=p.run.run_id,
+            )
+            _overwrite_dates(p, explain, catalog.SCORE_EXPLAIN, S.SCORE_EXPLAIN_SCHEMA, dates)
+        finally:
+            events.unpersist()
         if p.lake.exists(catalog.IDENTITIES):
             persons = scoring.person_scores(
-                written, p.lake.read(catalog.IDENTITIES), model_version=cfg.model_version, run_id=p.run.run_id
+                _range(p, catalog.SCORES, dates), p.lake.read(catalog.IDENTITIES),
+                model_version=cfg.model_version, run_id=p.run.run_id,
             )
-            p.lake.overwrite_slice(
-                persons, catalog.PERSON_SCORES, S.PERSON_SCORES_SCHEMA,
-                column=C.AS_OF, start=first, end=last, partition_by=[C.AS_OF],
-            )
-        counts = {row[C.AS_OF]: row["n"] for row in written.groupBy(C.AS_OF).agg(F.count(F.lit(1)).alias("n")).collect()}
+            _overwrite_dates(p, persons, catalog.PERSON_SCORES, S.PERSON_SCORES_SCHEMA, dates)
         for as_of, rec in records.items():
             rec.rows_out = counts.get(as_of, 0)
     return {as_of: rec.rows_out for as_of, rec in records.items()}

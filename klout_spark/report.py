@@ -147,27 +147,11 @@ def collect_report(lake: Lakehouse, as_of: date, *, results_dir: str, model_vers
         [(r[C.NETWORK], r[C.USER_ID]) for r in top_rows] or [("", "")], "network string, user_id string"
     )
     explanations: dict[tuple[str, str], list[dict]] = {}
-    if lake.exists(catalog.SCORE_EXPLAIN):
-        rows = (
-            lake.read(catalog.SCORE_EXPLAIN)
-            .filter(F.col(C.AS_OF) == F.lit(as_of))
-            .join(F.broadcast(keys), on=[C.NETWORK, C.USER_ID], how="inner")
-            .orderBy(C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND, C.POSITION)
-            .collect()
-        )
-        for r in rows:
-            explanations.setdefault((r[C.NETWORK], r[C.USER_ID]), []).append(r.asDict())
+    for r in _rows_of_accounts(lake, catalog.SCORE_EXPLAIN, as_of, keys, C.CONTRIBUTOR_KIND, C.POSITION):
+        explanations.setdefault((r[C.NETWORK], r[C.USER_ID]), []).append(r.asDict())
     topics: dict[tuple[str, str], list[str]] = {}
-    if lake.exists(catalog.SCORE_TOPICS):
-        rows = (
-            lake.read(catalog.SCORE_TOPICS)
-            .filter(F.col(C.AS_OF) == F.lit(as_of))
-            .join(F.broadcast(keys), on=[C.NETWORK, C.USER_ID], how="inner")
-            .orderBy(C.NETWORK, C.USER_ID, F.col(C.TOPIC_SCORE).desc(), C.TOPIC)
-            .collect()
-        )
-        for r in rows:
-            topics.setdefault((r[C.NETWORK], r[C.USER_ID]), []).append(r[C.TOPIC])
+    for r in _rows_of_accounts(lake, catalog.SCORE_TOPICS, as_of, keys, F.col(C.TOPIC_SCORE).desc(), C.TOPIC):
+        topics.setdefault((r[C.NETWORK], r[C.USER_ID]), []).append(r[C.TOPIC])
     runs, propagate_run, residuals, run_ids = _runs(lake, as_of, summary.run_ids)
     return ReportData(
         as_of=as_of,
@@ -183,6 +167,22 @@ def collect_report(lake: Lakehouse, as_of: date, *, results_dir: str, model_vers
         quarantine=_quarantine(lake),
         data_docs=_data_docs(results_dir, run_ids),
         calibration=_calibration_note(lake, model_version),
+    )
+
+
+def _rows_of_accounts(lake: Lakehouse, table: str, as_of: date, keys: DataFrame, *order) -> list:
+    """The ``as_of`` rows of ``table`` for the accounts in ``keys`` (the top N), sorted by account, then ``order``.
+
+    Bounded: a few rows per account of ``keys``; no rows when ``table`` does not exist yet.
+    """
+    if not lake.exists(table):
+        return []
+    return (
+        lake.read(table)
+        .filter(F.col(C.AS_OF) == F.lit(as_of))
+        .join(F.broadcast(keys), on=[C.NETWORK, C.USER_ID], how="inner")
+        .orderBy(C.NETWORK, C.USER_ID, *order)
+        .collect()
     )
 
 

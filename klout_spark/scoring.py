@@ -81,46 +81,16 @@ def fixed_ceilings(*, reach_full_engagers: float, impact_full_ratio: float) -> d
     }
 
 
-def true_reach(*, followers_weight: float, listed_weight: float, mutual_weight: float, full_engagers: float) -> Column:
-    """True Reach on the fixed curve: raw over ``ln(1 + full_engagers)``, 0-100."""
-    raw = true_reach_raw(followers_weight=followers_weight, listed_weight=listed_weight, mutual_weight=mutual_weight)
-    return clamp_0_100(100.0 * raw / math.log1p(full_engagers))
-
-
-def amplification(*, prior_posts: float, prior_rate: float) -> Column:
-    """Amplification on the fixed curve: 100 times the smoothed rate."""
-    return clamp_0_100(100.0 * amplification_rate(prior_posts=prior_posts, prior_rate=prior_rate))
-
-
-def network_impact(*, full_ratio: float) -> Column:
-    """Network Impact on the fixed curve: raw over ``ln(1 + full_ratio)``, 0-100."""
-    return clamp_0_100(100.0 * network_impact_raw() / math.log1p(full_ratio))
-
-
-def raw_signals(
-    features: DataFrame,
-    ranks: DataFrame,
-    *,
-    reach_followers_weight: float,
-    amplification_prior_posts: float,
-    amplification_prior_rate: float,
-    reach_listed_weight: float,
-    reach_mutual_weight: float,
-) -> DataFrame:
+def raw_signals(features: DataFrame, ranks: DataFrame, **params) -> DataFrame:
     """``network``, ``user_id``, ``is_genuine`` and the raw signal of each sub-score, one row per account.
 
-    The one-date form of :func:`raw_signals_by_as_of`: ``features`` and ``ranks``
-    hold one ``as_of`` (with or without the column); the result has no ``as_of``.
+    The one-date form of :func:`raw_signals_by_as_of` (same keyword parameters):
+    ``features`` and ``ranks`` hold one ``as_of`` (with or without the column);
+    the result has no ``as_of``.
     """
     marker = F.lit(date(1970, 1, 1))
     return raw_signals_by_as_of(
-        features.drop(C.AS_OF).withColumn(C.AS_OF, marker),
-        ranks.drop(C.AS_OF).withColumn(C.AS_OF, marker),
-        reach_followers_weight=reach_followers_weight,
-        reach_listed_weight=reach_listed_weight,
-        reach_mutual_weight=reach_mutual_weight,
-        amplification_prior_posts=amplification_prior_posts,
-        amplification_prior_rate=amplification_prior_rate,
+        features.drop(C.AS_OF).withColumn(C.AS_OF, marker), ranks.drop(C.AS_OF).withColumn(C.AS_OF, marker), **params
     ).drop(C.AS_OF)
 
 
@@ -172,24 +142,12 @@ def raw_signals_by_as_of(
 
 
 def account_scores(
-    features: DataFrame,
-    ranks: DataFrame,
-    previous: DataFrame,
-    as_of: date,
-    *,
-    weights: tuple[float, float, float],
-    reach_followers_weight: float,
-    reach_listed_weight: float,
-    reach_mutual_weight: float,
-    reach_full_engagers: float,
-    amplification_prior_posts: float,
-    amplification_prior_rate: float,
-    impact_full_ratio: float,
-    model_version: str,
-    run_id: str,
-    calibration: Calibration | None = None,
+    features: DataFrame, ranks: DataFrame, previous: DataFrame, as_of: date, **params
 ) -> DataFrame:
     """Score every account in ``features`` (one ``as_of``).
+
+    The one-date form of :func:`account_scores_by_as_of` (same keyword
+    parameters), with ``score_delta_7d`` filled in.
 
     Parameters
     ----------
@@ -199,32 +157,13 @@ def account_scores(
         ``network_rank`` rows for ``as_of`` (``network``, ``user_id``, ``pagerank``).
     previous
         ``scores`` rows of any dates; the row at ``as_of - 7`` gives ``score_delta_7d``.
-    weights
-        Weights of (true_reach, amplification, network_impact); normalized here.
-    calibration
-        The stored calibration of ``model_version`` (see :mod:`klout_spark.calibration`);
-        ``None`` uses the fixed curves.
 
     Returns
     -------
     DataFrame
         ``SCORES_SCHEMA`` columns.
     """
-    scores = account_scores_by_as_of(
-        with_as_of(features, as_of),
-        with_as_of(ranks, as_of),
-        weights=weights,
-        reach_followers_weight=reach_followers_weight,
-        reach_listed_weight=reach_listed_weight,
-        reach_mutual_weight=reach_mutual_weight,
-        reach_full_engagers=reach_full_engagers,
-        amplification_prior_posts=amplification_prior_posts,
-        amplification_prior_rate=amplification_prior_rate,
-        impact_full_ratio=impact_full_ratio,
-        model_version=model_version,
-        run_id=run_id,
-        calibration=calibration,
-    )
+    scores = account_scores_by_as_of(with_as_of(features, as_of), with_as_of(ranks, as_of), **params)
     return with_score_delta_7d(scores, previous)
 
 
@@ -251,6 +190,7 @@ def account_scores_by_as_of(
     :func:`with_score_delta_7d` fills it from the score history. ``calibration``
     (the stored one of ``model_version``, or ``None`` for the fixed curves) is
     applied alike to every date: its curves are fixed functions of the raw signals.
+    ``weights`` of (true_reach, amplification, network_impact) are normalized here.
 
     Returns ``SCORES_SCHEMA`` columns.
     """
@@ -328,26 +268,13 @@ def _genuine_engagements_on_posts(events: DataFrame, flags: DataFrame, as_of_dat
     )
 
 
-def score_topics(
-    events: DataFrame,
-    flags: DataFrame,
-    as_of: date,
-    *,
-    window_days: int,
-    min_posts: int,
-    min_engagers: int,
-    max_per_user: int,
-    full_engagers: float,
-    run_id: str,
-) -> DataFrame:
+def score_topics(events: DataFrame, flags: DataFrame, as_of: date, **params) -> DataFrame:
     """Topics an account is influential about, each backed by evidence (one ``as_of``).
 
-    The one-date form of :func:`score_topics_by_as_of` (``flags`` may lack ``as_of``).
+    The one-date form of :func:`score_topics_by_as_of` (same keyword parameters;
+    ``flags`` may lack ``as_of``).
     """
-    return score_topics_by_as_of(
-        events, with_as_of(flags, as_of), [as_of], window_days=window_days, min_posts=min_posts,
-        min_engagers=min_engagers, max_per_user=max_per_user, full_engagers=full_engagers, run_id=run_id,
-    )
+    return score_topics_by_as_of(events, with_as_of(flags, as_of), [as_of], **params)
 
 
 def score_topics_by_as_of(
@@ -413,20 +340,11 @@ def score_topics_by_as_of(
 
 
 def score_explain(
-    edges: DataFrame,
-    ranks: DataFrame,
-    events: DataFrame,
-    flags: DataFrame,
-    as_of: date,
-    *,
-    damping: float,
-    top_k: int,
-    run_id: str,
+    edges: DataFrame, ranks: DataFrame, events: DataFrame, flags: DataFrame, as_of: date, **params
 ) -> DataFrame:
     """Why each score is what it is (one ``as_of``): the one-date form of :func:`score_explain_by_as_of`."""
     return score_explain_by_as_of(
-        with_as_of(edges, as_of), with_as_of(ranks, as_of), events, with_as_of(flags, as_of), [as_of],
-        damping=damping, top_k=top_k, run_id=run_id,
+        with_as_of(edges, as_of), with_as_of(ranks, as_of), events, with_as_of(flags, as_of), [as_of], **params
     )
 
 

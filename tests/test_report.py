@@ -87,3 +87,14 @@ def test_report_shows_the_lakehouse_numbers_in_every_section(scored, capsys):
     links = re.findall(r"<a href='([^']+)'>", page.split("id='data-docs'")[1])
     assert links and all((path.parent / link).resolve().is_file() for link in links)
     assert any(Path(link).parent.name == "scores" for link in links)
+
+
+def test_evaluate_defaults_to_the_last_scored_date_like_the_report(scored, capsys):
+    import json
+
+    settings, lake, as_of = scored["settings"], scored["lake"], scored["as_of"]
+    args = ["--set", f"lake.root={settings.lake.root}", "--set", f"lake.database={settings.lake.database}"]
+    assert main(["evaluate", "--truth", str(scored["dump"] / "_ground_truth"), "--json", *args]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["as_of"] == as_of.isoformat()
+    assert result["scored"] == lake.read(catalog.SCORES).filter(F.col(C.AS_OF) == F.lit(as_of)).count()

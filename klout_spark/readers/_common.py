@@ -20,7 +20,14 @@ from klout_spark import schemas
 
 EVENT_INDEX = "_event_index"
 CORRUPT = "_corrupt_record"
+# from_json options: a malformed document keeps its text in CORRUPT instead of failing the read.
+PERMISSIVE = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
 _EPOCH = r"^\s*-?\d+(\.\d+)?\s*$"
+
+
+def string_struct(*names: str) -> T.StructType:
+    """A struct of nullable string fields: nested JSON read as raw text, to check its type before parsing."""
+    return T.StructType([T.StructField(n, T.StringType(), True) for n in names])
 
 
 def parse_timestamp(text: Column) -> Column:
@@ -59,6 +66,16 @@ def normalized_hashtags(raw_json: Column) -> Column:
 def is_json_object(raw: Column) -> Column:
     """The raw JSON text of a field (read as a string) is an object."""
     return F.ltrim(raw).startswith("{")
+
+
+def is_json_array(raw: Column) -> Column:
+    """The raw JSON text of a field (read as a string) is an array."""
+    return F.ltrim(raw).startswith("[")
+
+
+def first_reason_of(rows: Column) -> Column:
+    """The first non-null ``reason`` among ``rows`` (``array<struct<reason, ...>>``), or null."""
+    return F.try_element_at(F.filter(rows, lambda x: x["reason"].isNotNull()), F.lit(1))["reason"]
 
 
 def event_struct(**values: Column) -> Column:
@@ -154,4 +171,56 @@ def explode_records(lines: DataFrame, *, items: Column, reason: Column, null_rea
         split.withColumn("_doc_reason", F.when(null_record, F.lit(null_reason)).otherwise(F.col("_doc_reason")))
         .withColumn("value", F.coalesce(F.col("value"), F.col("_doc")))
         .drop("_doc")
+    )
+
+
+# Twitter, shared by the v1.1 and v2 readers: both APIs' copies of a tweet are one event.
+TWITTER = "twitter"
+
+
+def twitter_user_id(raw_id: Column) -> Column:
+    return F.concat(F.lit("tw:u:"), raw_id)
+
+
+def twitter_post_id(raw_id: Column) -> Column:
+    return F.concat(F.lit("tw:p:"), raw_id)
+
+
+def tweet_event_type(*, is_retweet: Column, is_reply: Column, is_quote: Column) -> Column:
+    """``reshare``, else ``reply``, else ``quote``, else ``post`` (the flags need not exclude one another)."""
+    return (
+        F.when(is_retweet, F.lit(schemas.RESHARE))
+        .when(is_reply, F.lit(schemas.REPLY))
+        .when(is_quote, F.lit(schemas.QUOTE))
+        .otherwise(F.lit(schemas.POST))
+    )
+
+
+def tweet_mentions(
+    mention_ids: Column, *, tweet_id: Column, author: Column, subject: Column, is_retweet: Column,
+    is_reply: Column, ts: Column,
+) -> Column:
+    """``mention`` events (``tw:m:<tweet>:<user>``) for the distinct raw user ids in ``mention_ids``.
+
+    The author is never mentioned, nor the subject (raw id) of a retweet or a
+    reply: both APIs list that account among the mentions although it is the
+    retweet's / reply's subject. A reply's leading ``@target`` is one entry, so
+    a reply that names its target a second time does mention it.
+    """
+    target_mentioned_twice = F.size(F.filter(mention_ids, lambda m: m == subject)) >= 2
+    not_mentions = F.array(author, F.when(is_retweet | (is_reply & ~target_mentioned_twice), subject))
+    mentioned = F.array_distinct(
+        F.filter(mention_ids, lambda m: m.isNotNull() & ~F.coalesce(F.array_contains(not_mentions, m), F.lit(False)))
+    )
+    return F.transform(
+        mentioned,
+        lambda m: event_struct(
+            event_id=F.concat(F.lit("tw:m:"), tweet_id, F.lit(":"), m),
+            network=F.lit(TWITTER),
+            event_type=F.lit(schemas.MENTION),
+            event_ts=ts,
+            actor_id=twitter_user_id(author),
+            subject_id=twitter_user_id(m),
+            post_id=twitter_post_id(tweet_id),
+        ),
     )

@@ -13,7 +13,7 @@ from pyspark.sql import types as T
 
 from klout_spark import columns as C
 from klout_spark import schemas
-from klout_spark.readers._common import CORRUPT, EVENT_INDEX, normalized_hashtags, parse_timestamp
+from klout_spark.readers._common import CORRUPT, EVENT_INDEX, PERMISSIVE, normalized_hashtags, parse_timestamp
 
 REQUIRED_FIELDS: tuple[str, ...] = (C.EVENT_ID, C.NETWORK, C.EVENT_TYPE, C.EVENT_TS, C.ACTOR_ID)
 _COUNT_FIELDS = (C.FOLLOWERS_COUNT, C.FOLLOWING_COUNT, C.LISTED_COUNT, C.POSTS_COUNT)
@@ -46,9 +46,7 @@ def parse_canonical_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
         ``missing_field:<f>``, ``bad_timestamp``, ``bad_type:<f>``), ``raw`` and
         ``_event_index`` (always 0: one line is one event).
     """
-    rec = F.from_json(
-        F.col("value"), _RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-    )
+    rec = F.from_json(F.col("value"), _RAW_SCHEMA, PERMISSIVE)
     parsed = lines.withColumn("_rec", rec)
     field = lambda name: F.col(f"_rec.{name}")  # noqa: E731
     typed = {
@@ -103,7 +101,7 @@ def parse_canonical_csv_lines(lines: DataFrame, *, header: list[str], max_raw_ch
     names = [name.strip() for name in header]
     ddl = ", ".join([f"_c{i} STRING" for i in range(len(names))] + [f"{CORRUPT} STRING"])
     # RFC 4180 quoting: a quote inside a quoted cell is doubled (Spark's default escape is a backslash).
-    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'}
+    options = {**PERMISSIVE, "escape": '"'}
     cells = F.from_csv(F.col("value"), ddl, options)
     position = {name: i for i, name in reversed(list(enumerate(names)))}
     as_json_fields = []

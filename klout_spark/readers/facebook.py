@@ -45,10 +45,12 @@ from pyspark.sql import types as T
 from klout_spark import schemas
 from klout_spark.readers._common import (
     CORRUPT,
+    PERMISSIVE,
     event_struct,
     explode_line_events,
     explode_records,
     first_reason,
+    first_reason_of,
     hashtags_in_text,
     is_json_object,
     parse_offset_time,
@@ -59,7 +61,6 @@ NETWORK = "facebook"
 # Graph API returns). Each level multiplies the size of the parsing expression.
 MAX_COMMENT_DEPTH = 2
 _S = T.StringType()
-_PERMISSIVE = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
 _PAGE_SCHEMA = T.StructType([T.StructField("data", _S), T.StructField(CORRUPT, _S)])
 _NODE_SCHEMA = T.StructType(
     [
@@ -87,7 +88,7 @@ def post_id(raw_id: Column) -> Column:
 
 def _node(raw: Column, *, path: str, depth: int, parent: Column | None, parent_author: Column | None) -> Column:
     """A struct ``(reason, events)`` for a post (depth 0) or a comment (depth >= 1) and all it holds."""
-    n = F.from_json(raw, _NODE_SCHEMA, _PERMISSIVE)
+    n = F.from_json(raw, _NODE_SCHEMA, PERMISSIVE)
     who = F.from_json(n["from"], _FROM_SCHEMA)
     tags = F.from_json(n["message_tags"], _TAGS_SCHEMA)
     shares = F.from_json(n["shares"], _SHARES_SCHEMA)
@@ -164,7 +165,7 @@ def _node(raw: Column, *, path: str, depth: int, parent: Column | None, parent_a
             children,
             lambda c: _node(c, path=path + "comments.", depth=depth + 1, parent=node_id, parent_author=actor),
         )
-        child_reason = F.try_element_at(F.filter(replies, lambda x: x["reason"].isNotNull()), F.lit(1))["reason"]
+        child_reason = first_reason_of(replies)
         events = F.concat(events, F.flatten(F.transform(replies, lambda x: x["events"])))
     else:
         child_reason = F.when(F.size(children) > 0, F.lit("too_deep:comments"))
@@ -191,7 +192,7 @@ def parse_facebook_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
     and ``_event_index`` (0 on the first row of each post, which is what the
     ingest accounting counts).
     """
-    page = F.from_json(F.col("value"), _PAGE_SCHEMA, _PERMISSIVE)
+    page = F.from_json(F.col("value"), _PAGE_SCHEMA, PERMISSIVE)
     posts = F.from_json(page["data"], T.ArrayType(_S))
     page_reason = first_reason(
         [

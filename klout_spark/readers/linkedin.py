@@ -56,6 +56,7 @@ from klout_spark import columns as C
 from klout_spark import schemas
 from klout_spark.readers._common import (
     CORRUPT,
+    PERMISSIVE,
     event_struct,
     explode_line_events,
     explode_records,
@@ -190,8 +191,7 @@ def parse_linkedin_archive(
     if kind not in REQUIRED_COLUMNS:
         raise ValueError(f"kind: expected one of {sorted(REQUIRED_COLUMNS)}, got {kind!r}")
     ddl = ", ".join([f"_c{i} STRING" for i in range(len(header))] + [f"{CORRUPT} STRING"])
-    cells = F.from_csv(F.col("value"), ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT,
-                                               "escape": '"', "multiLine": "true"})
+    cells = F.from_csv(F.col("value"), ddl, {**PERMISSIVE, "escape": '"', "multiLine": "true"})
     position = {name: i for i, name in reversed(list(enumerate(header)))}
     missing = [name for name in REQUIRED_COLUMNS[kind] if name not in position]
     if missing:
@@ -306,7 +306,7 @@ def _comment_id(urn: Column) -> Column:
 
 
 def _social_action(raw: Column) -> Column:
-    e = F.from_json(raw, _ELEMENT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    e = F.from_json(raw, _ELEMENT_SCHEMA, PERMISSIVE)
     created = F.from_json(e["created"], _CREATED_SCHEMA)
     message = F.from_json(e["message"], _MESSAGE_SCHEMA)
     millis = F.trim(created["time"]).try_cast("long")
@@ -355,7 +355,7 @@ def parse_linkedin_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
     on good rows too: their subject is resolved at ingest.
     """
     value = F.col("value")
-    response = F.from_json(value, _RESPONSE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    response = F.from_json(value, _RESPONSE_SCHEMA, PERMISSIVE)
     elements = F.from_json(response["elements"], T.ArrayType(_S))
     items = F.when(response["elements"].isNotNull(), elements).otherwise(F.array(value))
     doc_reason = first_reason(

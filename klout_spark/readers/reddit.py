@@ -40,6 +40,7 @@ from pyspark.sql import types as T
 from klout_spark import schemas
 from klout_spark.readers._common import (
     CORRUPT,
+    PERMISSIVE,
     event_struct,
     explode_line_events,
     first_reason,
@@ -80,7 +81,7 @@ def parse_reddit_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
     ``_event_index``. Reasons: ``malformed_json``, ``missing_field:<f>``,
     ``deleted_author``, ``bad_type:<f>``, ``bad_timestamp``.
     """
-    r = F.from_json(F.col("value"), _SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    r = F.from_json(F.col("value"), _SCHEMA, PERMISSIVE)
     value = F.col("value")
     has_author_key = value.rlike(r'"author"\s*:')
     # A JSON number where Reddit writes a base-36 string would decode to another post.

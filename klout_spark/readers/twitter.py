@@ -32,28 +32,33 @@ from klout_spark import columns as C
 from klout_spark import schemas
 from klout_spark.readers._common import (
     CORRUPT,
+    PERMISSIVE,
+    TWITTER,
     event_struct,
     explode_line_events,
     first_reason,
+    first_reason_of,
+    is_json_array,
     is_json_object,
     normalize_hashtag,
     parse_twitter_time,
+    string_struct,
+    tweet_event_type,
+    tweet_mentions,
+    twitter_post_id,
+    twitter_user_id,
 )
 
-NETWORK = "twitter"
+NETWORK = TWITTER
 _S = T.StringType()
 _CONTROL_KEYS = ("delete", "limit", "scrub_geo", "status_withheld", "user_withheld", "disconnect", "warning")
-
-
-def _struct(*names: str) -> T.StructType:
-    return T.StructType([T.StructField(n, _S, True) for n in names])
 
 
 # Nested objects are read as raw text first, so a wrong type is told apart from a missing one.
 _LINE_SCHEMA = T.StructType([T.StructField("statuses", _S, True), T.StructField(CORRUPT, _S, True)])
 _TWEET_SCHEMA = T.StructType(
     [
-        *_struct(
+        *string_struct(
             "id_str", "created_at", "text", "full_text", "user", "entities", "extended_tweet",
             "in_reply_to_status_id_str", "in_reply_to_user_id_str", "retweeted_status", "quoted_status",
             *_CONTROL_KEYS,
@@ -61,14 +66,14 @@ _TWEET_SCHEMA = T.StructType(
         T.StructField(CORRUPT, _S, True),
     ]
 )
-_USER_SCHEMA = _struct(
+_USER_SCHEMA = string_struct(
     "id_str", "followers_count", "friends_count", "listed_count", "statuses_count", "verified", "created_at"
 )
-_EMBEDDED_SCHEMA = T.StructType([T.StructField("id_str", _S), T.StructField("user", _struct("id_str"))])
+_EMBEDDED_SCHEMA = T.StructType([T.StructField("id_str", _S), T.StructField("user", string_struct("id_str"))])
 _ENTITIES_SCHEMA = T.StructType(
     [
-        T.StructField("hashtags", T.ArrayType(_struct("text")), True),
-        T.StructField("user_mentions", T.ArrayType(_struct("id_str")), True),
+        T.StructField("hashtags", T.ArrayType(string_struct("text")), True),
+        T.StructField("user_mentions", T.ArrayType(string_struct("id_str")), True),
     ]
 )
 _EXTENDED_SCHEMA = T.StructType([T.StructField("full_text", _S), T.StructField("entities", _S)])
@@ -80,17 +85,9 @@ _COUNTS = {
 }
 
 
-def _user_id(raw_id: Column) -> Column:
-    return F.concat(F.lit("tw:u:"), raw_id)
-
-
-def _post_id(raw_id: Column) -> Column:
-    return F.concat(F.lit("tw:p:"), raw_id)
-
-
 def _tweet(raw: Column) -> Column:
     """A struct ``(reason, events)`` for the raw JSON text of one tweet."""
-    t = F.from_json(raw, _TWEET_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    t = F.from_json(raw, _TWEET_SCHEMA, PERMISSIVE)
     user = F.from_json(t["user"], _USER_SCHEMA)
     retweeted = F.from_json(t["retweeted_status"], _EMBEDDED_SCHEMA)
     quoted = F.from_json(t["quoted_status"], _EMBEDDED_SCHEMA)
@@ -133,13 +130,8 @@ def _tweet(raw: Column) -> Column:
     reason = first_reason(checks)
 
     tweet_id = t["id_str"]
-    actor = _user_id(user["id_str"])
-    event_type = (
-        F.when(is_retweet, F.lit(schemas.RESHARE))
-        .when(is_reply, F.lit(schemas.REPLY))
-        .when(is_quote, F.lit(schemas.QUOTE))
-        .otherwise(F.lit(schemas.POST))
-    )
+    actor = twitter_user_id(user["id_str"])
+    event_type = tweet_event_type(is_retweet=is_retweet, is_reply=is_reply, is_quote=is_quote)
     subject_raw = (
         F.when(is_retweet, retweeted["user"]["id_str"])
         .when(is_reply, t["in_reply_to_user_id_str"])
@@ -159,32 +151,16 @@ def _tweet(raw: Column) -> Column:
         event_type=event_type,
         event_ts=ts,
         actor_id=actor,
-        subject_id=_user_id(subject_raw),
-        post_id=_post_id(tweet_id),
-        parent_post_id=_post_id(parent_raw),
+        subject_id=twitter_user_id(subject_raw),
+        post_id=twitter_post_id(tweet_id),
+        parent_post_id=twitter_post_id(parent_raw),
         text=F.coalesce(extended["full_text"], t["full_text"], t["text"]),
         hashtags=hashtags,
     )
     mention_ids = F.transform(F.coalesce(entities["user_mentions"], F.array()), lambda m: m["id_str"])
-    # A reply's leading "@target" is one user_mentions entry; a second one is a real mention.
-    target_mentioned_twice = F.size(F.filter(mention_ids, lambda m: m == subject_raw)) >= 2
-    not_mentions = F.array(
-        user["id_str"], F.when(is_retweet | (is_reply & ~target_mentioned_twice), subject_raw)
-    )
-    mentioned = F.array_distinct(
-        F.filter(mention_ids, lambda m: m.isNotNull() & ~F.coalesce(F.array_contains(not_mentions, m), F.lit(False)))
-    )
-    mentions = F.transform(
-        mentioned,
-        lambda m: event_struct(
-            event_id=F.concat(F.lit("tw:m:"), tweet_id, F.lit(":"), m),
-            network=F.lit(NETWORK),
-            event_type=F.lit(schemas.MENTION),
-            event_ts=ts,
-            actor_id=actor,
-            subject_id=_user_id(m),
-            post_id=_post_id(tweet_id),
-        ),
+    mentions = tweet_mentions(
+        mention_ids, tweet_id=tweet_id, author=user["id_str"], subject=subject_raw,
+        is_retweet=is_retweet, is_reply=is_reply, ts=ts,
     )
     profile = event_struct(
         event_id=F.concat(F.lit("tw:profile:"), user["id_str"], F.lit(":"), tweet_id),
@@ -209,17 +185,15 @@ def parse_twitter_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
     ``missing_field:<f>``, ``bad_type:<f>``, ``bad_timestamp``.
     """
     value = F.col("value")
-    trimmed = F.ltrim(value)
-    line = F.from_json(value, _LINE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    line = F.from_json(value, _LINE_SCHEMA, PERMISSIVE)
     array_items = F.from_json(value, T.ArrayType(_S))
     statuses = F.from_json(line["statuses"], T.ArrayType(_S))
-    is_array = trimmed.startswith("[")
+    is_array = is_json_array(value)
     is_search = ~is_array & line["statuses"].isNotNull()
     items = F.when(is_array, array_items).when(is_search, statuses).otherwise(F.array(value))
     line_malformed = (is_array & array_items.isNull()) | (is_search & statuses.isNull())
     tweets = F.col("_tweets")
-    tweet_reason = F.try_element_at(F.filter(tweets, lambda x: x["reason"].isNotNull()), F.lit(1))["reason"]
-    reason = F.when(line_malformed, F.lit("malformed_json")).otherwise(tweet_reason)
+    reason = F.when(line_malformed, F.lit("malformed_json")).otherwise(first_reason_of(tweets))
     events = F.flatten(F.transform(tweets, lambda x: x["events"]))
     return explode_line_events(
         lines.withColumn("_tweets", F.transform(F.coalesce(items, F.array()), _tweet)),

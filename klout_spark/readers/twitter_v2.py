@@ -44,61 +44,58 @@ from klout_spark import columns as C
 from klout_spark import schemas
 from klout_spark.readers._common import (
     CORRUPT,
+    PERMISSIVE,
+    TWITTER,
     event_struct,
     explode_line_events,
     first_reason,
+    first_reason_of,
+    is_json_array,
     is_json_object,
     normalize_hashtag,
+    string_struct,
+    tweet_event_type,
+    tweet_mentions,
+    twitter_post_id,
+    twitter_user_id,
 )
 
-NETWORK = "twitter"
+NETWORK = TWITTER
 _S = T.StringType()
 _ISO_DATE = r"^\s*\d{4}-\d{2}-\d{2}[T ]"
 
 
-def _struct(*names: str) -> T.StructType:
-    return T.StructType([T.StructField(n, _S, True) for n in names])
-
-
 # Nested objects are read as raw text first, so a wrong type is told apart from a missing one.
-_LINE_SCHEMA = T.StructType([*_struct("data", "includes", "meta", "errors").fields, T.StructField(CORRUPT, _S)])
-_INCLUDES_SCHEMA = _struct("users", "tweets")
+_LINE_SCHEMA = T.StructType([*string_struct("data", "includes", "meta", "errors").fields, T.StructField(CORRUPT, _S)])
+_INCLUDES_SCHEMA = string_struct("users", "tweets")
 _TWEET_SCHEMA = T.StructType(
     [
-        *_struct(
+        *string_struct(
             "id", "text", "author_id", "created_at", "conversation_id", "in_reply_to_user_id",
             "referenced_tweets", "entities", "public_metrics", "note_tweet",
         ).fields,
         T.StructField(CORRUPT, _S, True),
     ]
 )
-_TWEET_KEY_SCHEMA = _struct("id", "author_id")
-_REFERENCE_SCHEMA = _struct("type", "id")
+_TWEET_KEY_SCHEMA = string_struct("id", "author_id")
+_REFERENCE_SCHEMA = string_struct("type", "id")
 _ENTITIES_SCHEMA = T.StructType(
     [
-        T.StructField("hashtags", T.ArrayType(_struct("tag")), True),
-        T.StructField("mentions", T.ArrayType(_struct("username", "id")), True),
+        T.StructField("hashtags", T.ArrayType(string_struct("tag")), True),
+        T.StructField("mentions", T.ArrayType(string_struct("username", "id")), True),
     ]
 )
-_USER_SCHEMA = _struct("id", "username", "created_at", "verified", "public_metrics")
+_USER_SCHEMA = string_struct("id", "username", "created_at", "verified", "public_metrics")
 _USER_METRICS = {
     "followers_count": C.FOLLOWERS_COUNT,
     "following_count": C.FOLLOWING_COUNT,
     "listed_count": C.LISTED_COUNT,
     "tweet_count": C.POSTS_COUNT,
 }
-_USER_METRICS_SCHEMA = _struct(*_USER_METRICS)
-_TWEET_METRICS_SCHEMA = _struct("retweet_count", "reply_count", "like_count", "quote_count")
+_USER_METRICS_SCHEMA = string_struct(*_USER_METRICS)
+_TWEET_METRICS_SCHEMA = string_struct("retweet_count", "reply_count", "like_count", "quote_count")
 # Reference types in the order that decides a tweet's event type, as in the v1.1 reader.
 _RETWEETED, _REPLIED_TO, _QUOTED = "retweeted", "replied_to", "quoted"
-
-
-def _user_id(raw_id: Column) -> Column:
-    return F.concat(F.lit("tw:u:"), raw_id)
-
-
-def _post_id(raw_id: Column) -> Column:
-    return F.concat(F.lit("tw:p:"), raw_id)
 
 
 def _iso_time(text: Column) -> Column:
@@ -109,10 +106,6 @@ def _iso_time(text: Column) -> Column:
 def _count(text: Column) -> Column:
     """A non-negative-looking integer count; null for a non-integer (a JSON number's text is kept as is)."""
     return F.when(F.trim(text).rlike(r"^-?\d+$"), F.trim(text).try_cast("long"))
-
-
-def _is_json_array(raw: Column) -> Column:
-    return F.ltrim(raw).startswith("[")
 
 
 def _reference(refs: Column, kind: str) -> Column:
@@ -128,7 +121,7 @@ def _author_of(known: Column, tweet_id: Column) -> Column:
 
 def _tweet(raw: Column, *, known: Column, users: Column) -> Column:
     """A struct ``(reason, ts, id, events)`` for the raw JSON text of one tweet of ``data``."""
-    t = F.from_json(raw, _TWEET_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    t = F.from_json(raw, _TWEET_SCHEMA, PERMISSIVE)
     refs = F.from_json(t["referenced_tweets"], T.ArrayType(_REFERENCE_SCHEMA))
     entities = F.from_json(t["entities"], _ENTITIES_SCHEMA)
     ts = _iso_time(t["created_at"])
@@ -148,7 +141,7 @@ def _tweet(raw: Column, *, known: Column, users: Column) -> Column:
         (t["author_id"].isNull(), "missing_field:author_id"),
         (t["created_at"].isNull(), "missing_field:created_at"),
         (ts.isNull(), "bad_timestamp"),
-        (t["referenced_tweets"].isNotNull() & (~_is_json_array(t["referenced_tweets"]) | refs.isNull()),
+        (t["referenced_tweets"].isNotNull() & (~is_json_array(t["referenced_tweets"]) | refs.isNull()),
          "bad_type:referenced_tweets"),
         (F.exists(F.coalesce(refs, F.array()), lambda r: r["id"].isNull()), "missing_field:referenced_tweets.id"),
         (t["entities"].isNotNull() & (~is_json_object(t["entities"]) | entities.isNull()), "bad_type:entities"),
@@ -161,13 +154,8 @@ def _tweet(raw: Column, *, known: Column, users: Column) -> Column:
     reason = first_reason(checks)
 
     tweet_id = t["id"]
-    actor = _user_id(t["author_id"])
-    event_type = (
-        F.when(is_retweet, F.lit(schemas.RESHARE))
-        .when(is_reply, F.lit(schemas.REPLY))
-        .when(is_quote, F.lit(schemas.QUOTE))
-        .otherwise(F.lit(schemas.POST))
-    )
+    actor = twitter_user_id(t["author_id"])
+    event_type = tweet_event_type(is_retweet=is_retweet, is_reply=is_reply, is_quote=is_quote)
     hashtags = F.transform(
         F.filter(entities["hashtags"], lambda h: h["tag"].isNotNull()), lambda h: normalize_hashtag(h["tag"])
     )
@@ -178,9 +166,9 @@ def _tweet(raw: Column, *, known: Column, users: Column) -> Column:
         event_type=event_type,
         event_ts=ts,
         actor_id=actor,
-        subject_id=_user_id(subject_raw),
-        post_id=_post_id(tweet_id),
-        parent_post_id=_post_id(parent_raw),
+        subject_id=twitter_user_id(subject_raw),
+        post_id=twitter_post_id(tweet_id),
+        parent_post_id=twitter_post_id(parent_raw),
         text=F.coalesce(note_text, t["text"]),
         hashtags=hashtags,
     )
@@ -194,25 +182,9 @@ def _tweet(raw: Column, *, known: Column, users: Column) -> Column:
             )["id"],
         ),
     )
-    # A reply's leading "@target" is one mentions entry; a second one is a real mention.
-    target_mentioned_twice = F.size(F.filter(mention_ids, lambda m: m == subject_raw)) >= 2
-    not_mentions = F.array(
-        t["author_id"], F.when(is_retweet | (is_reply & ~target_mentioned_twice), subject_raw)
-    )
-    mentioned = F.array_distinct(
-        F.filter(mention_ids, lambda m: m.isNotNull() & ~F.coalesce(F.array_contains(not_mentions, m), F.lit(False)))
-    )
-    mentions = F.transform(
-        mentioned,
-        lambda m: event_struct(
-            event_id=F.concat(F.lit("tw:m:"), tweet_id, F.lit(":"), m),
-            network=F.lit(NETWORK),
-            event_type=F.lit(schemas.MENTION),
-            event_ts=ts,
-            actor_id=actor,
-            subject_id=_user_id(m),
-            post_id=_post_id(tweet_id),
-        ),
+    mentions = tweet_mentions(
+        mention_ids, tweet_id=tweet_id, author=t["author_id"], subject=subject_raw,
+        is_retweet=is_retweet, is_reply=is_reply, ts=ts,
     )
     events = F.concat(F.array(own), mentions)
     return F.struct(reason.alias("reason"), ts.alias("ts"), tweet_id.alias("id"), events.alias("events"))
@@ -253,15 +225,11 @@ def _profile(user: Column, *, ts: Column, tweet_id: Column) -> Column:
         network=F.lit(NETWORK),
         event_type=F.lit(schemas.PROFILE),
         event_ts=ts,
-        actor_id=_user_id(user["id"]),
+        actor_id=twitter_user_id(user["id"]),
         account_created_at=user["created"],
         verified=user["verified"],
         **{canonical: user[canonical] for canonical in _USER_METRICS.values()},
     )
-
-
-def _first_reason_of(rows: Column) -> Column:
-    return F.try_element_at(F.filter(rows, lambda x: x["reason"].isNotNull()), F.lit(1))["reason"]
 
 
 def parse_twitter_v2_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame:
@@ -272,9 +240,9 @@ def parse_twitter_v2_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame
     Reasons: ``malformed_json``, ``missing_field:<f>``, ``bad_type:<f>``,
     ``bad_timestamp``, ``no_events`` (``data: []``).
     """
-    line = F.from_json(F.col("value"), _LINE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    line = F.from_json(F.col("value"), _LINE_SCHEMA, PERMISSIVE)
     data_raw = line["data"]
-    data_is_array = _is_json_array(data_raw)
+    data_is_array = is_json_array(data_raw)
     data_items = F.when(data_is_array, F.from_json(data_raw, T.ArrayType(_S))).when(
         is_json_object(data_raw), F.array(data_raw)
     )
@@ -287,9 +255,9 @@ def parse_twitter_v2_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame
         (data_items.isNull(), "bad_type:data"),
         (line["includes"].isNotNull() & (~is_json_object(line["includes"]) | includes.isNull()),
          "bad_type:includes"),
-        (includes["users"].isNotNull() & (~_is_json_array(includes["users"]) | included_users.isNull()),
+        (includes["users"].isNotNull() & (~is_json_array(includes["users"]) | included_users.isNull()),
          "bad_type:includes.users"),
-        (includes["tweets"].isNotNull() & (~_is_json_array(includes["tweets"]) | included_tweets.isNull()),
+        (includes["tweets"].isNotNull() & (~is_json_array(includes["tweets"]) | included_tweets.isNull()),
          "bad_type:includes.tweets"),
     ]
     staged = lines.withColumn("_line_reason", first_reason(line_checks)).withColumn(
@@ -308,7 +276,7 @@ def parse_twitter_v2_lines(lines: DataFrame, *, max_raw_chars: int) -> DataFrame
         F.transform(F.col("_items"), lambda item: _tweet(item, known=F.col("_known"), users=F.col("_users"))),
     )
     tweets, users = F.col("_tweets"), F.col("_users")
-    reason = F.coalesce(F.col("_line_reason"), _first_reason_of(tweets), _first_reason_of(users))
+    reason = F.coalesce(F.col("_line_reason"), first_reason_of(tweets), first_reason_of(users))
     newest = F.array_max(F.transform(tweets, lambda x: F.struct(x["ts"].alias("ts"), x["id"].alias("id"))))
     profiles = F.transform(
         F.filter(users, lambda u: u["id"].isNotNull()),
