@@ -609,16 +609,10 @@ def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_
     """
     if not files:
         raise InputError("read_dump_lines: no files to read")
-    staged = {f.read_path: f.path for f in files if f.read_path}
-    path = _local_path(F.col("_metadata.file_path"))
-    if staged:
-        mapping = F.create_map(*[F.lit(x) for pair in staged.items() for x in pair])
-        path = F.coalesce(mapping[path], path)
     return (
-        spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
-        .text([literal_path(f.read_path or f.path) for f in files])
+        _read_text(spark, files, ignore_corrupt=ignore_corrupt, wholetext=False)
         .select(
-            path.alias(C.SOURCE_PATH),
+            _source_path(files).alias(C.SOURCE_PATH),
             F.col("_metadata.file_block_start").alias("block_start"),
             F.monotonically_increasing_id().alias("ordinal"),
             F.col("value"),
@@ -635,16 +629,27 @@ def read_whole_files(spark: SparkSession, files: Sequence[SourceFile], *, ignore
     """
     if not files:
         raise InputError("read_whole_files: no files to read")
-    staged = {f.read_path: f.path for f in files if f.read_path}
+    return _read_text(spark, files, ignore_corrupt=ignore_corrupt, wholetext=True).select(
+        _source_path(files).alias(C.SOURCE_PATH), F.lit(1).cast("long").alias(C.SOURCE_LINE), F.col("value")
+    )
+
+
+def _read_text(spark: SparkSession, files: Sequence[SourceFile], *, ignore_corrupt: bool, wholetext: bool) -> DataFrame:
+    """Spark's text source over exactly ``files`` (each read from its staged copy when it has one)."""
+    return (
+        spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
+        .text([literal_path(f.read_path or f.path) for f in files], wholetext=wholetext)
+    )
+
+
+def _source_path(files: Sequence[SourceFile]) -> Column:
+    """The path each row was read from, as given in ``files`` (a staged copy maps back to its original)."""
     path = _local_path(F.col("_metadata.file_path"))
+    staged = {f.read_path: f.path for f in files if f.read_path}
     if staged:
         mapping = F.create_map(*[F.lit(x) for pair in staged.items() for x in pair])
         path = F.coalesce(mapping[path], path)
-    return (
-        spark.read.option("ignoreCorruptFiles", str(ignore_corrupt).lower())
-        .text([f.read_path or f.path for f in files], wholetext=True)
-        .select(path.alias(C.SOURCE_PATH), F.lit(1).cast("long").alias(C.SOURCE_LINE), F.col("value"))
-    )
+    return path
 
 
 def read_parquet_rows(spark: SparkSession, file: SourceFile, *, ignore_corrupt: bool = False) -> DataFrame:
