@@ -140,6 +140,7 @@ def stage_validate(
             "rows_quarantined_at_ingest": summary.rows_quarantined_at_ingest,
             "duplicates": summary.duplicates,
             "results_path": summary.results_path,
+            "validation_seconds": summary.validation_seconds,
         }
         overridden = list(summary.overridden)
         checks: dict = {}

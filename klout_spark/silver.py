@@ -35,6 +35,8 @@ class PromoteSummary:
 
     ``overridden`` lists the failures let through by ``--allow-bad-data`` (as dicts);
     ``as_of`` and ``table_checks`` are filled in by :func:`klout_spark.pipeline.stage_validate`.
+    ``validation_seconds`` is the time spent checking the batch against its suites
+    (bronze events and profiles), out of the whole promotion.
     """
 
     batches: tuple[str, ...]
@@ -48,6 +50,7 @@ class PromoteSummary:
     overridden: tuple[dict, ...] = ()
     as_of: date | None = None
     table_checks: dict = field(default_factory=dict)
+    validation_seconds: float = 0.0
 
 
 def pending_batches(lake: Lakehouse) -> list[str]:
@@ -117,6 +120,7 @@ def promote(
         lake.read(catalog.BRONZE_EVENTS).filter(F.col(C.BATCH_ID).isin(batches)), committed
     ).persist()
     try:
+        bronze.count()  # read the batch into the cache once: promotion needs it, checking or not
         outcome = quality.validate_bronze_events(
             bronze,
             run_id=run_id,
@@ -136,10 +140,12 @@ def promote(
             # A GE run (and a MERGE) costs seconds even on no rows: batches without
             # profile snapshots skip both.
             has_profiles = profiles.limit(1).count() > 0
+            validation_seconds = outcome.seconds
             if has_profiles:
                 profile_outcome = quality.validate_silver_profiles(
                     profiles, run_id=run_id, run_ts=run_ts, results_dir=results_dir, data_docs=data_docs
                 )
+                validation_seconds += profile_outcome.seconds
                 quality.gate(
                     profile_outcome, max_failure_fraction=profiles_max_failure_fraction,
                     table=catalog.SILVER_PROFILES, threshold_key="validate.thresholds.silver_profiles",
@@ -173,6 +179,7 @@ def promote(
         expectations=tuple({"name": name, **entry} for name, entry in outcome.summary.items()),
         rows_quarantined_at_ingest=at_ingest,
         overridden=({**overridden.to_dict(), "override_reason": allow_bad_data},) if overridden is not None else (),
+        validation_seconds=round(validation_seconds, 3),
     )
 
 

@@ -25,12 +25,15 @@ def test_validation_overhead_is_the_share_of_ingest_plus_validate_spent_validati
     assert B.overhead_fraction(30.0, 10.0) == pytest.approx(0.25)
     assert B.overhead_fraction(None, 10.0) is None
     assert B.overhead_fraction(0.0, 0.0) is None
+    # Of a 10 s validate stage, 4 s checking expectations: validation adds 10% of the 40 s.
+    assert B.overhead_fraction(30.0, 10.0, 4.0) == pytest.approx(0.1)
 
 
 def _run_row(stage, start, seconds, **counts):
     t0 = datetime(2026, 10, 31, 12, 0, 0) + timedelta(seconds=start)
     return {"stage": stage, "status": "succeeded", "started_at": t0, "ended_at": t0 + timedelta(seconds=seconds),
-            "rows_in": counts.get("rows_in"), "rows_out": counts.get("rows_out"), "iterations": counts.get("iterations")}
+            "rows_in": counts.get("rows_in"), "rows_out": counts.get("rows_out"), "iterations": counts.get("iterations"),
+            "validation_seconds": counts.get("validation_seconds")}
 
 
 def test_stage_timings_orders_stages_and_computes_rows_per_second():
@@ -78,6 +81,7 @@ def test_size_ratios_from_measurements():
     assert set(ratios) == set(B.RATIO_KEYS)
     assert ratios["ingest_vs_bare"] == pytest.approx(30 / 25)
     assert ratios["validation_overhead"] == pytest.approx(0.25)
+    assert ratios["validate_stage_share"] == pytest.approx(0.25)
     assert ratios["local_vs_scipy"] == pytest.approx(1.5)
     assert ratios["iteration_flatness"] == pytest.approx(1.2)
     assert ratios["speedup_vs_textbook"] == pytest.approx(10.0)
@@ -85,6 +89,18 @@ def test_size_ratios_from_measurements():
     assert ratios["backfill_vs_daily"] == pytest.approx(2.0)
     assert ratios["topic_precision"] == 1.0
     assert notes == {}
+
+
+def test_validation_overhead_counts_the_checks_when_the_run_recorded_them():
+    measured = _measurements()
+    measured["stages"] = B.stage_timings(
+        [_run_row("ingest", 0, 30, rows_in=1000), _run_row("validate", 30, 10, validation_seconds=3.0),
+         _run_row("validate", 50, 6, validation_seconds=1.0)]
+    )
+    assert measured["stages"]["validate"]["validation_seconds"] == pytest.approx(4.0)
+    ratios, _ = B.size_ratios(measured)
+    assert ratios["validation_overhead"] == pytest.approx(4.0 / 46.0, abs=1e-4)
+    assert ratios["validate_stage_share"] == pytest.approx(16.0 / 46.0, abs=1e-4)
 
 
 def test_missing_measurements_are_null_with_the_note_that_explains_them():
