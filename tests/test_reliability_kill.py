@@ -1,17 +1,21 @@
-"""The kill harness in CI (2 kill points), its pure parts, and two daily runs started together."""
+"""The kill harness in CI (2 kill points), its pure parts, two daily runs started together, and a daily
+run started together with an overlapping backfill."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from klout_spark import catalog
+from klout_spark import columns as C
 from klout_spark import reliability as R
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +92,82 @@ def test_two_daily_runs_for_the_same_as_of_started_together(tmp_path):
     assert subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=1800).returncode == 0
     lost, extra = R.differences(digests, R.lakehouse_digests(root))
     assert not any(lost.values()) and not any(extra.values()), (lost, extra)
+
+
+def _cli(command: str, root: str, *args: str) -> list[str]:
+    overrides = [x for o in (f"lake.root={root}", *R.RUN_OVERRIDES) for x in ("--set", o)]
+    return [sys.executable, "-m", "klout_spark.cli", command, *args, *overrides]
+
+
+def _start_logged(command: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SPARK_LOCAL_IP": "127.0.0.1"}
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _table_rows(root: str, table: str) -> list[dict]:
+    from deltalake import DeltaTable
+
+    return DeltaTable(catalog.table_path(root, table)).to_pyarrow_table().to_pylist()
+
+
+def _scores_by_date(root: str) -> dict[date, Counter]:
+    """Digests of the ``scores`` rows of each ``as_of`` (run ids and write times left out)."""
+    out: dict[date, Counter] = {}
+    for row in _table_rows(root, catalog.SCORES):
+        out.setdefault(row[C.AS_OF], Counter())[R.row_digest(row)] += 1
+    return out
+
+
+@pytest.mark.slow
+def test_a_daily_run_and_an_overlapping_backfill_started_together(tmp_path):
+    """``run --as-of D`` and ``backfill --force --start D-1 --end D`` on one scored lakehouse, at once.
+
+    Both may finish (one after the other), or one stops with "another run is
+    writing as_of D" / "... writing a validate" (the writer lock a run holds
+    throughout and a backfill for its validate), or "... writing as_of D: run ..."
+    (the date lock of D a backfill holds while it computes); either way every date written is there
+    exactly once per account and D's scores are those of the lone daily run that
+    scored the lakehouse before (both recompute D: the backfill is forced).
+    """
+    import shutil
+
+    dump = R.small_dump(tmp_path / "dump", seed=8)
+    day = max(date.fromisoformat(p.name) for p in Path(dump).iterdir() if p.name[:1].isdigit())
+    alone, lake = str(tmp_path / "alone"), str(tmp_path / "lake")
+    lone = _start_logged(_cli("run", alone, "--input", dump, "--as-of", str(day), "--no-report"), tmp_path / "alone.log")
+    assert lone.wait(timeout=900) == 0, (tmp_path / "alone.log").read_text()[-3000:]
+    shutil.copytree(alone, lake)
+
+    commands = {  # the backfill first: it may pass validate and hold D's date lock when the run wants it
+        "backfill": _cli("backfill", lake, "--force", "--start", str(day - timedelta(days=1)), "--end", str(day)),
+        "run": _cli("run", lake, "--as-of", str(day), "--no-report"),
+    }
+    processes = {}
+    for name, command in commands.items():
+        processes[name] = _start_logged(command, tmp_path / f"{name}.log")
+        time.sleep(0.5)
+    codes = {name: p.wait(timeout=900) for name, p in processes.items()}
+    texts = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in commands}
+    print(codes, {name: [line for line in text.splitlines() if "another run" in line][-1:] for name, text in texts.items()})
+    refused = re.compile(r"error: another run is writing (as_of \d{4}-\d\d-\d\d|a validate) ")
+    for name, code in codes.items():
+        if code != 0:
+            assert code == 1 and refused.search(texts[name]), (name, code, texts[name][-3000:])
+    assert 0 in codes.values(), "neither run finished"
+
+    scores = _scores_by_date(lake)
+    written = {day} | ({day - timedelta(days=1)} if codes["backfill"] == 0 else set())
+    assert written <= set(scores), (sorted(scores), codes)
+    for as_of in scores:  # each date's rows once per account, none duplicated
+        keys = Counter((r[C.NETWORK], r[C.USER_ID]) for r in _table_rows(lake, catalog.SCORES) if r[C.AS_OF] == as_of)
+        assert keys and max(keys.values()) == 1, as_of
+    assert scores[day] == _scores_by_date(alone)[day]
+    assert len(scores[day]) > 100
+    # No row twice in any table, and no date lock left behind.
+    duplicated = {t: sum(n - 1 for n in c.values() if n > 1) for t, c in R.lakehouse_digests(lake).items()}
+    assert not any(duplicated.values()), duplicated
+    assert _table_rows(lake, catalog.RUN_LOCKS) == []
 
 
 def test_writer_lock_stops_a_second_writer_and_dies_with_its_holder(tmp_path):

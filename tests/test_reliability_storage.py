@@ -4,11 +4,15 @@ Read-only: a copy of a real lakehouse with ``chmod -R a-w``. Root ignores file
 modes, so when the tests run as root the command runs under ``setpriv`` with
 the DAC-override capabilities dropped (no mount, no extra privilege).
 
-A full disk is not simulated end to end: a small filesystem needs a mount
-(root, CAP_SYS_ADMIN), which CI may not have. What is tested is the part that
-is ours: a "No space left on device" from any layer becomes one clear line and
-exit status 1; Delta's commit protocol (data files first, then one log entry)
-means the failed write never committed.
+A full disk, end to end: the lakehouse on a small tmpfs (a mount needs root
+and CAP_SYS_ADMIN; the test skips, saying why, where that is not allowed), two
+days ingested, the rest filled up but for a few hundred KiB, then the daily run
+of the whole dump: one clear line, exit status 1, every Delta table still
+readable with every ingested file's rows in bronze, and once space is freed
+the same command finishes with no row twice. Without a mount, the part that is
+ours is still tested: a "No space left on device" from any layer becomes one
+clear line and exit status 1; Delta's commit protocol (data files first, then
+one log entry) means the failed write never committed.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from klout_spark import catalog, cli
+from klout_spark import columns as C
+from klout_spark import reliability as R
 from klout_spark.errors import StorageError
 from klout_spark.ingest import ingest_files
 from klout_spark.io import check_writable, storage_failure
@@ -129,3 +137,81 @@ def test_other_failures_are_not_dressed_up_as_storage_errors(monkeypatch):
         cli.main(["validate"])
     assert storage_failure(OSError(errno.ENOSPC, "No space left on device")) is not None
     assert storage_failure(ValueError("No such column")) is None
+
+
+def _mount_tmpfs(where: Path, size_mb: int) -> None:
+    """Mount a ``size_mb`` tmpfs at ``where``, or skip the test saying why it cannot."""
+    if os.geteuid() != 0:
+        pytest.skip("a full disk needs a small tmpfs: mounting one needs root")
+    where.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(where)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()[:200]}")
+
+
+def _delta_rows(root: Path, table: str) -> list[dict]:
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(root / table)).to_pyarrow_table().to_pylist()
+
+
+def _check_committed_state(lake: Path) -> dict[str, list[dict]]:
+    """Every Delta table under ``lake`` reads; every file in ``ingest_log`` has all its good lines in bronze."""
+    tables = {p.parent.name: _delta_rows(lake, p.parent.name) for p in lake.glob("*/_delta_log")}
+    assert catalog.INGEST_LOG in tables and catalog.BRONZE_EVENTS in tables, sorted(tables)
+    for entry in tables[catalog.INGEST_LOG]:
+        lines = {r[C.SOURCE_LINE] for r in tables[catalog.BRONZE_EVENTS]
+                 if r[C.SOURCE_CHECKSUM] == entry[C.SOURCE_CHECKSUM]}
+        assert len(lines) == entry[C.ROWS_OK], f"bronze rows of {entry[C.PATH]} are missing"
+    return tables
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_stops_the_run_clearly_and_a_rerun_after_freeing_space_completes(tmp_path):
+    dump = Path(R.small_dump(tmp_path / "dump", seed=9))
+    days = sorted(p for p in dump.iterdir() if p.name[:1].isdigit())
+    mount = tmp_path / "disk"
+    _mount_tmpfs(mount, 16)
+    lake = mount / "lake"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SPARK_LOCAL_IP": "127.0.0.1"}
+
+    def cli_run(*args: str) -> subprocess.CompletedProcess:
+        overrides = [x for o in (f"lake.root={lake}", *R.RUN_OVERRIDES) for x in ("--set", o)]
+        return subprocess.run([sys.executable, "-m", "klout_spark.cli", *args, *overrides], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    try:
+        first = cli_run("ingest", *map(str, days[:2]))
+        assert first.returncode == 0, first.stderr[-3000:]
+        # Leave ~300 KiB: enough to start, far from the ~1.5 MiB a daily run of these three days writes.
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        with (mount / "filler").open("wb") as filler:
+            filler.write(b"\0" * (free - 300 * 1024))
+        full = cli_run("run", "--input", str(dump), "--no-report")
+        assert full.returncode == 1, full.stderr[-3000:]
+        errors = [line for line in full.stderr.splitlines() if line.startswith("klout-spark run: error:")]
+        assert len(errors) == 1, full.stderr[-3000:]
+        assert errors[0].startswith("klout-spark run: error: storage refused an operation (No space left on device)")
+        assert "fix the storage and rerun" in errors[0] and "Traceback" not in full.stderr
+        print(f"full disk in stage {R.stage_at_kill(full.stderr)}: {errors[0][:160]}")
+        after_failure = _check_committed_state(lake)
+        # A date's scores need its ranks, which need its features: no stage committed a date half-way.
+        dates = [{r[C.AS_OF] for r in after_failure.get(t, [])}
+                 for t in (catalog.USER_FEATURES, catalog.NETWORK_RANK, catalog.SCORES)]
+        assert dates[0] >= dates[1] >= dates[2] and dates[2] <= {date.fromisoformat(days[-1].name)}, dates
+
+        (mount / "filler").unlink()
+        rerun = cli_run("run", "--input", str(dump), "--no-report")
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        tables = _check_committed_state(lake)
+        files = Counter(e[C.SOURCE_CHECKSUM] for e in tables[catalog.INGEST_LOG])
+        assert len(files) == len([f for d in days for f in d.iterdir()]) and max(files.values()) == 1, files
+        duplicated = {t: sum(n - 1 for n in c.values() if n > 1) for t, c in R.lakehouse_digests(str(lake)).items()}
+        assert not any(duplicated.values()), duplicated
+        accounts = Counter((r[C.NETWORK], r[C.USER_ID]) for r in tables[catalog.SCORES])
+        assert len(accounts) > 100 and max(accounts.values()) == 1
+        assert {r[C.AS_OF] for r in tables[catalog.SCORES]} == {date.fromisoformat(days[-1].name)}
+    finally:
+        if subprocess.run(["umount", str(mount)], check=False, timeout=60).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=False, timeout=60)  # a process still holds a file
