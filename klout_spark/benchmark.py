@@ -131,8 +131,12 @@ def stage_timings(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
     Each row needs ``stage``, ``started_at``, ``ended_at`` (datetimes), ``status``,
     ``rows_in``, ``rows_out``, ``iterations`` (may be None). Rows per second use
     ``rows_in`` when known, else ``rows_out``.
+
+    A stage that computes many dates at once (a backfill chunk) writes one row
+    per date, all with the chunk's start and end: its time counts once.
     """
     stages: dict[str, dict[str, Any]] = {}
+    timed: set[tuple] = set()
     for row in sorted(rows, key=lambda r: r["started_at"]):
         entry = stages.setdefault(
             row["stage"],
@@ -140,7 +144,10 @@ def stage_timings(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
         )
         if row.get("validation_seconds") is not None:
             entry["validation_seconds"] = round(entry.get("validation_seconds", 0.0) + row["validation_seconds"], 3)
-        entry["seconds"] += (row["ended_at"] - row["started_at"]).total_seconds()
+        interval = (row["stage"], row["started_at"], row["ended_at"])
+        if interval not in timed:
+            timed.add(interval)
+            entry["seconds"] += (row["ended_at"] - row["started_at"]).total_seconds()
         entry["runs"] += 1
         entry["status"].append(row["status"])
         for key in ("rows_in", "rows_out", "iterations"):

@@ -91,6 +91,14 @@ def test_size_ratios_from_measurements():
     assert notes == {}
 
 
+def test_a_chunk_of_many_dates_counts_its_time_once():
+    # A backfill chunk writes one runs row per date, each with the chunk's start and end.
+    chunk = [_run_row("features", 0, 60, rows_out=100) for _ in range(30)]
+    stages = B.stage_timings([*chunk, _run_row("features", 100, 10, rows_out=100)])
+    assert stages["features"]["seconds"] == pytest.approx(70.0)
+    assert stages["features"]["rows_out"] == 3100 and stages["features"]["runs"] == 31
+
+
 def test_validation_overhead_counts_the_checks_when_the_run_recorded_them():
     measured = _measurements()
     measured["stages"] = B.stage_timings(
