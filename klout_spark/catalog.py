@@ -88,11 +88,19 @@ def qualified(database: str, table: str) -> str:
 
 
 def is_delta_table(spark: SparkSession, path: str) -> bool:
-    """Whether ``path`` holds a Delta table (has a ``_delta_log``), on any Hadoop file system."""
+    """Whether ``path`` holds a Delta table with a committed version, on any Hadoop file system.
+
+    A ``_delta_log`` folder alone is not enough: a writer creating the table has one before its
+    version 0 commit lands. Once log cleanup has removed version 0, a checkpoint stands for it.
+    Read from the file system each time, because another process may have just created the table.
+    """
     jvm = spark._jvm  # type: ignore[attr-defined]
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
-    fs = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    return bool(fs.exists(hadoop_path))
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    return any(
+        fs.exists(jvm.org.apache.hadoop.fs.Path(log_dir, name))
+        for name in ("00000000000000000000.json", "_last_checkpoint")
+    )
 
 
 def register_tables(spark: SparkSession, root: str, database: str) -> list[str]:

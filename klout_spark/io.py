@@ -45,6 +45,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -68,6 +69,12 @@ COMMIT_CONFLICTS: tuple[type[Exception], ...] = (
 )
 # Attempts of an idempotent write that keeps losing commit conflicts.
 CONFLICT_RETRIES = 5
+# How long to wait for another writer's create of a table whose location it has begun to fill.
+CREATE_WAIT_SECONDS = 60.0
+# Delta's errors for creating a table where files but no committed version are.
+_LOCATION_NOT_A_TABLE = frozenset(
+    {"DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND"}
+)
 _PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
@@ -112,21 +119,62 @@ class Lakehouse:
     def ensure(self, table: str, schema: T.StructType, *, partition_by: Sequence[str] = ()) -> None:
         """Create ``table`` with ``schema`` (and its NOT NULL constraints) if it is missing."""
         if not self.exists(table):
-            builder = (
-                DeltaTable.createIfNotExists(self.spark)
-                .location(self.path(table))
-                .addColumns(schema)
-            )
-            if partition_by:
-                builder = builder.partitionedBy(*partition_by)
-            try:
-                builder.execute()
-            except COMMIT_CONFLICTS:
-                # Two writers created the table at once; the other one's version 0 stands.
-                if not self.exists(table):
-                    raise
-                log.info("%s was created by a concurrent writer", table)
+            self._create(table, schema, partition_by)
         catalog.register_table(self.spark, self.root, self.database, table)
+
+    def _create(self, table: str, schema: T.StructType, partition_by: Sequence[str], *, retry: bool = True) -> None:
+        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table)).addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        try:
+            builder.execute()
+        except COMMIT_CONFLICTS:
+            # Two writers created the table at once; the other one's version 0 stands.
+            if not self.exists(table):
+                raise
+            log.info("%s was created by a concurrent writer", table)
+        except AnalysisException as exc:
+            # The location holds files but no committed version: another writer's create in flight,
+            # a killed create's leftovers, or files that are not ours.
+            if exc.getCondition() not in _LOCATION_NOT_A_TABLE:
+                raise
+            if self._await_version_0(table):
+                log.info("%s was created by a concurrent writer", table)
+            elif retry and self._clear_abandoned_create(table):
+                self._create(table, schema, partition_by, retry=False)
+            else:
+                raise StorageError(
+                    f"cannot create table {self.database}.{table}: {self.path(table)} holds files "
+                    f"but no Delta table (still none after {CREATE_WAIT_SECONDS:.0f} s); "
+                    "move those files away or point lake.root elsewhere"
+                ) from exc
+
+    def _await_version_0(self, table: str) -> bool:
+        """Whether ``table`` gets a committed version within ``CREATE_WAIT_SECONDS``."""
+        deadline = time.monotonic() + CREATE_WAIT_SECONDS
+        while not self.exists(table):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
+    def _clear_abandoned_create(self, table: str) -> bool:
+        """Remove what a create killed before its first commit left, if that is all the location holds.
+
+        That is a ``_delta_log`` folder with no commit in it (at most a hidden temp file) and
+        nothing beside it. Returns whether it removed one.
+        """
+        jvm = self.spark._jvm  # type: ignore[attr-defined]
+        location = jvm.org.apache.hadoop.fs.Path(self.path(table))
+        fs = location.getFileSystem(self.spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+        entries = [status.getPath().getName() for status in fs.listStatus(location)]
+        if entries != ["_delta_log"]:
+            return False
+        log_dir = jvm.org.apache.hadoop.fs.Path(location, "_delta_log")
+        if any(not status.getPath().getName().startswith(".") for status in fs.listStatus(log_dir)):
+            return False
+        log.warning("removing %s: an empty Delta log left by a create that never committed", log_dir)
+        return bool(fs.delete(log_dir, True))
 
     def append(self, df: DataFrame, table: str, schema: T.StructType, *, partition_by: Sequence[str] = ()) -> None:
         self.ensure(table, schema, partition_by=partition_by)

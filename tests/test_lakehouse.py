@@ -1,4 +1,6 @@
+import time
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -96,3 +98,52 @@ def test_identities_csv_is_read_even_with_a_hidden_name(spark, tmp_path):
     bad.write_text("person,network\nx,y\n")
     with pytest.raises(InputError, match="must have the columns"):
         read_identities_csv(spark, str(bad))
+
+
+def test_creating_a_table_another_writer_is_creating_waits_for_its_version_0(lake, spark, tmp_path):
+    """Two ingests that start together both create bronze: the loser finds the winner's log folder."""
+    import shutil
+    import threading
+
+    from delta.tables import DeltaTable
+
+    finished = tmp_path / "finished"  # what the other writer's location holds once it committed
+    DeltaTable.createIfNotExists(spark).location(str(finished)).addColumns(S.QUARANTINE_SCHEMA).execute()
+    path = Path(lake.path(catalog.QUARANTINE))
+    (path / "_delta_log").mkdir(parents=True)  # the other writer's state before its version 0
+
+    def other_writer():
+        time.sleep(1.5)
+        shutil.copytree(finished / "_delta_log", path / "_delta_log", dirs_exist_ok=True)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert not lake.exists(catalog.QUARANTINE)
+    lake.ensure(catalog.QUARANTINE, S.QUARANTINE_SCHEMA)
+    writer.join()
+    assert lake.read(catalog.QUARANTINE).schema == S.QUARANTINE_SCHEMA
+
+
+def test_a_create_killed_before_its_first_commit_is_cleared_on_rerun(lake, monkeypatch):
+    from klout_spark import io as lake_io
+
+    monkeypatch.setattr(lake_io, "CREATE_WAIT_SECONDS", 1.0)
+    log_dir = Path(lake.path(catalog.QUARANTINE)) / "_delta_log"
+    log_dir.mkdir(parents=True)
+    (log_dir / ".00000000000000000000.json.0f3c.tmp").write_text("{")
+    lake.ensure(catalog.QUARANTINE, S.QUARANTINE_SCHEMA)
+    assert lake.read(catalog.QUARANTINE).schema == S.QUARANTINE_SCHEMA
+    assert (log_dir / "00000000000000000000.json").exists()
+
+
+def test_a_location_holding_other_files_is_named_in_the_error(lake, monkeypatch):
+    from klout_spark import io as lake_io
+    from klout_spark.errors import StorageError
+
+    monkeypatch.setattr(lake_io, "CREATE_WAIT_SECONDS", 1.0)
+    path = Path(lake.path(catalog.QUARANTINE))
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("not a table")
+    with pytest.raises(StorageError, match=r"holds files but no Delta table.*move those files away"):
+        lake.ensure(catalog.QUARANTINE, S.QUARANTINE_SCHEMA)
+    assert (path / "notes.txt").read_text() == "not a table"
