@@ -32,8 +32,10 @@ def test_kill_points_are_seeded_and_cover_every_stage():
 
 def test_stage_durations_come_from_the_run_log():
     log = ("04:13:24 INFO klout_spark.runs: stage ingest: done in 46.0 s (rows in 9)\n"
-           "04:14:26 INFO klout_spark.runs: stage validate: done in 62.3 s\n")
-    assert R.stage_durations(log) == {"ingest": 46.0, "validate": 62.3}
+           "04:14:26 INFO klout_spark.runs: stage validate: done in 62.3 s\n"
+           "04:16:30 INFO klout_spark.runs: stage features: done for 1 date(s) 2026-10-31..2026-10-31 in 113.8 s\n"
+           "04:26:30 INFO klout_spark.runs: stage score: done for 30 date(s) 2026-10-02..2026-10-31 in 259.3 s\n")
+    assert R.stage_durations(log) == {"ingest": 46.0, "validate": 62.3, "features": 113.8, "score": 259.3}
 
 
 def test_row_digests_ignore_run_ids_and_write_times_but_nothing_else():
@@ -199,3 +201,16 @@ def test_writer_lock_stops_a_second_writer_and_dies_with_its_holder(tmp_path):
 def test_the_stage_at_a_kill_is_the_last_one_started():
     log = "stage ingest: started\nstage ingest: done in 3.0 s\nstage validate: started\n"
     assert R.stage_at_kill(log) == "validate" and R.stage_at_kill("starting Spark") is None
+
+
+def test_a_killed_runs_lock_row_is_not_a_partial_view_but_other_rows_are(tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    root = str(tmp_path / "lake")
+    write_deltalake(catalog.table_path(root, catalog.RUN_LOCKS), pa.table({"as_of": ["2026-10-31"], "run_id": ["r1"]}))
+    write_deltalake(catalog.table_path(root, catalog.SCORES), pa.table({"user_id": ["a"], "score": [50.0]}))
+    clean = {catalog.SCORES: Counter([R.row_digest({"user_id": "b", "score": 50.0})])}
+    assert R.partial_tables(root, clean) == (catalog.SCORES,)
+    clean[catalog.SCORES] = Counter([R.row_digest({"user_id": "a", "score": 50.0})])
+    assert R.partial_tables(root, clean) == ()
