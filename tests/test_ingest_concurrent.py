@@ -44,7 +44,7 @@ def test_two_ingests_started_together_do_not_duplicate(spark, tmp_path):
         files[-1].write_text("\n".join([*lines, "{broken"]) + "\n")
     lake = tmp_path / "lake"
     processes = [_ingest(lake, dump), _ingest(lake, dump)]
-    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    outputs = [p.communicate(timeout=900)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
     for output in outputs:  # shown with -s: which process committed what
         print("\n".join(line for line in output.splitlines() if line.startswith(("ingest:", "  /"))))
