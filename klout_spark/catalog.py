@@ -87,6 +87,12 @@ def qualified(database: str, table: str) -> str:
     return f"{validate_identifier(database, what='lake.database')}.{validate_identifier(table, what='table name')}"
 
 
+def hadoop_fs(spark: SparkSession, path: str):  # noqa: ANN201 - a py4j FileSystem and Path
+    """The Hadoop file system holding ``path`` and ``path`` as a Hadoop ``Path``."""
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[attr-defined]
+    return hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()), hadoop_path  # type: ignore[attr-defined]
+
+
 def is_delta_table(spark: SparkSession, path: str) -> bool:
     """Whether ``path`` holds a Delta table with a committed version, on any Hadoop file system.
 
@@ -94,11 +100,9 @@ def is_delta_table(spark: SparkSession, path: str) -> bool:
     version 0 commit lands. Once log cleanup has removed version 0, a checkpoint stands for it.
     Read from the file system each time, because another process may have just created the table.
     """
-    jvm = spark._jvm  # type: ignore[attr-defined]
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
-    fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    fs, log_dir = hadoop_fs(spark, f"{path.rstrip('/')}/_delta_log")
     return any(
-        fs.exists(jvm.org.apache.hadoop.fs.Path(log_dir, name))
+        fs.exists(spark._jvm.org.apache.hadoop.fs.Path(log_dir, name))  # type: ignore[attr-defined]
         for name in ("00000000000000000000.json", "_last_checkpoint")
     )
 

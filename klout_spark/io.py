@@ -164,13 +164,11 @@ class Lakehouse:
         That is a ``_delta_log`` folder with no commit in it (at most a hidden temp file) and
         nothing beside it. Returns whether it removed one.
         """
-        jvm = self.spark._jvm  # type: ignore[attr-defined]
-        location = jvm.org.apache.hadoop.fs.Path(self.path(table))
-        fs = location.getFileSystem(self.spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+        fs, location = catalog.hadoop_fs(self.spark, self.path(table))
         entries = [status.getPath().getName() for status in fs.listStatus(location)]
         if entries != ["_delta_log"]:
             return False
-        log_dir = jvm.org.apache.hadoop.fs.Path(location, "_delta_log")
+        log_dir = self.spark._jvm.org.apache.hadoop.fs.Path(location, "_delta_log")  # type: ignore[attr-defined]
         if any(not status.getPath().getName().startswith(".") for status in fs.listStatus(log_dir)):
             return False
         log.warning("removing %s: an empty Delta log left by a create that never committed", log_dir)
