@@ -19,6 +19,8 @@ so "executors" is that JVM. Per size, in this order:
 5. :mod:`klout_spark.pagerank_bench` on a generated graph (local path versus
    bare SciPy, distributed path per iteration, textbook loop).
 
+``--steps`` measures a subset (``--steps generate`` times the generator alone,
+which is how the L and XL generators are measured without a pipeline run).
 The results go to ``<out>/results.json`` and ``<out>/results.md``. Nothing is
 asserted: a ratio off its target is marked, not failed.
 """
@@ -68,6 +70,21 @@ RATIO_KEYS = (
     *QUALITY_KEYS,
 )
 STAGE_ORDER = ("ingest", "identities", "validate", "features", "propagate", "score")
+# The measured steps of one size, in order, and the steps each one needs (``--steps`` picks a subset).
+STEPS = ("generate", "daily", "backfill", "probe", "pagerank")
+STEP_NEEDS: dict[str, tuple[str, ...]] = {
+    "daily": ("generate",),
+    "backfill": ("daily",),
+    "probe": ("daily",),
+    "pagerank": (),
+}
+# The ratios each step's measurements feed, for the note of a ratio whose step was left out.
+STEP_RATIOS: dict[str, tuple[str, ...]] = {
+    "backfill": ("backfill_vs_daily",),
+    "probe": ("ingest_vs_bare", "validation_overhead", "validate_stage_share", *QUALITY_KEYS),
+    "pagerank": ("local_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
+                 "distributed_vs_scipy_per_iteration"),
+}
 MIB = 1024 * 1024
 
 
@@ -459,6 +476,7 @@ class BenchOptions:
     python: str = sys.executable
     commands: dict[str, set[str]] = field(default_factory=dict)
     has_evaluation: bool = False
+    steps: tuple[str, ...] = STEPS
 
 
 _GENERATED = re.compile(
@@ -502,10 +520,9 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
     work = opts.work / size
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    dump, lake, logs = work / "dump", work / "lake", opts.out / "logs" / size
+    dump, logs = work / "dump", opts.out / "logs" / size
     env = _child_env()
     cli = [opts.python, "-m", "klout_spark.cli"]
-    lake_args = ["--set", f"lake.root={lake}", *opts.settings_args]
     result: dict[str, Any] = {"size": size, "load_average_at_start": list(os.getloadavg()), "notes": {}}
     notes: dict[str, str] = result["notes"]
 
@@ -518,27 +535,46 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
             return None
         return measured
 
-    gen = step("generate", [*cli, "generate", "--size", size, "--seed", str(opts.seed), "--out", str(dump)])
-    if gen is None:
-        return _finish(result, notes, "generate failed")
-    result["generate"] = {**gen.summary(), **parse_generate_output(gen.stdout), "bytes": _dir_bytes(dump)}
-    result["generate"]["events_per_second"] = round(result["generate"]["events"] / gen.seconds, 1)
-    as_of = date.fromisoformat(result["generate"]["end_date"])
+    for left_out in (name for name in STEPS if name not in opts.steps):
+        for key in STEP_RATIOS.get(left_out, ()):
+            notes[key] = f"not measured: step {left_out} was not in --steps"
+    if "generate" in opts.steps:
+        gen = step("generate", [*cli, "generate", "--size", size, "--seed", str(opts.seed), "--out", str(dump)])
+        if gen is None:
+            return _finish(result, notes, "generate failed")
+        result["generate"] = {**gen.summary(), **parse_generate_output(gen.stdout), "bytes": _dir_bytes(dump)}
+        result["generate"]["events_per_second"] = round(result["generate"]["events"] / gen.seconds, 1)
+    if "daily" in opts.steps:
+        failure = _measure_pipeline(opts, result, step, cli, dump, work)
+        if failure:
+            return _finish(result, notes, failure)
+    if "pagerank" in opts.steps:
+        _measure_pagerank(size, opts, result, step)
+    if not opts.keep_data:
+        shutil.rmtree(work, ignore_errors=True)
+    return _finish(result, notes, None)
 
+
+def _measure_pipeline(opts, result, step, cli, dump, work) -> str | None:
+    """Steps 2-4: the daily run, the backfill and its daily rerun, the probe; a failure's text or None."""
+    notes = result["notes"]
+    lake = work / "lake"
+    lake_args = ["--set", f"lake.root={lake}", *opts.settings_args]
+    as_of = date.fromisoformat(result["generate"]["end_date"])
     run = step(
         "daily_run",
         [*cli, "run", "--input", str(dump), "--identities", str(dump / "_identities.csv"),
          "--as-of", as_of.isoformat(), *lake_args],
     )
     if run is None:
-        return _finish(result, notes, "daily run failed")
+        return "daily run failed"
     run_id_match = _RUN_ID.search(run.stdout)
     result["daily_run"] = {**run.summary(), "as_of": as_of.isoformat(),
                            "run_id": run_id_match.group(1) if run_id_match else None}
 
 
     windows = {"daily_run": run}
-    if "backfill" in opts.commands:
+    if "backfill" in opts.steps and "backfill" in opts.commands:
         # The dates the daily run committed are skipped by a plain backfill; --force computes all 30.
         force = ["--force"] if "--force" in opts.commands["backfill"] else []
         start = as_of - timedelta(days=BACKFILL_DAYS - 1)
@@ -554,9 +590,11 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
             }
         else:
             notes["backfill_vs_daily"] = "backfill or the daily rerun failed"
-    else:
+    elif "backfill" in opts.steps:
         notes["backfill_vs_daily"] = "backfill command not available"
 
+    if "probe" not in opts.steps:
+        return None
     probe_json = work / "probe.json"
     window_args = [
         item for name, measured in windows.items()
@@ -589,7 +627,11 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
     else:
         for key in ("ingest_vs_bare", "validation_overhead", "backfill_vs_daily", *QUALITY_KEYS):
             notes[key] = "the probe process failed"
+    return None
 
+
+def _measure_pagerank(size, opts, result, step) -> None:
+    """Step 5: :mod:`klout_spark.pagerank_bench` on the generated graph of ``size``."""
     nodes, edges = PROPAGATION_GRAPH[size]
     pagerank = step(
         "pagerank",
@@ -599,12 +641,8 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
     if pagerank is not None:
         result["propagation"] = {**parse_json_output(pagerank.stdout), "process": pagerank.summary()}
     else:
-        for key in ("local_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
-                    "distributed_vs_scipy_per_iteration"):
-            notes[key] = "the pagerank benchmark process failed"
-    if not opts.keep_data:
-        shutil.rmtree(work, ignore_errors=True)
-    return _finish(result, notes, None)
+        for key in STEP_RATIOS["pagerank"]:
+            result["notes"][key] = "the pagerank benchmark process failed"
 
 
 def _total_seconds(stages: Mapping[str, Mapping[str, Any]]) -> float | None:
@@ -747,7 +785,8 @@ def run_benchmark(opts: BenchOptions, *, bench_size_fn: Callable[[str, BenchOpti
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "load_average_before": list(os.getloadavg()),
-        "options": {"sizes": list(opts.sizes), "seed": opts.seed, "settings": list(opts.settings_args),
+        "options": {"sizes": list(opts.sizes), "steps": list(opts.steps), "seed": opts.seed,
+                    "settings": list(opts.settings_args),
                     "backfill_command": "backfill" in opts.commands, "evaluation_module": opts.has_evaluation},
         "notes": {
             "memory": "peak memory (PSS) of each measured process tree, sampled from /proc every 0.5 s; in "
@@ -884,6 +923,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default=None, help="folder for the dumps and lakehouses (default <out>/work)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--keep-data", action="store_true", help="keep each size's dump and lakehouse")
+    parser.add_argument(
+        "--steps", default=",".join(STEPS), type=_steps,
+        help="comma list of the steps to measure per size, among " + ", ".join(STEPS)
+        + " (default all; daily needs generate, backfill and probe need daily; pagerank stands alone)",
+    )
 
 
 def _sizes(text: str) -> tuple[str, ...]:
@@ -892,6 +936,18 @@ def _sizes(text: str) -> tuple[str, ...]:
     if bad or not sizes:
         raise argparse.ArgumentTypeError(f"sizes: expected a comma list of {', '.join(SIZE_CHOICES)}, got {text!r}")
     return sizes
+
+
+def _steps(text: str) -> tuple[str, ...]:
+    chosen = {s.strip().lower() for s in text.split(",") if s.strip()}
+    unknown = sorted(chosen - set(STEPS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"steps: expected a comma list of {', '.join(STEPS)}, got {text!r}")
+    for name in chosen:
+        missing = [need for need in STEP_NEEDS.get(name, ()) if need not in chosen]
+        if missing:
+            raise argparse.ArgumentTypeError(f"steps: {name} needs {', '.join(missing)}")
+    return tuple(name for name in STEPS if name in chosen)
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
@@ -907,6 +963,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         work=Path(args.work).resolve() if args.work else out / "work",
         seed=args.seed,
         keep_data=args.keep_data,
+        steps=args.steps,
         settings_args=tuple(settings_args),
         commands=available_commands(),
         has_evaluation=evaluation_available(),

@@ -199,3 +199,27 @@ def test_probe_windows_and_the_commands_the_benchmark_looks_for():
     assert B._set_args_only(["--env", "cluster", "--set", "a=1", "--conf", "f.yaml", "--set", "b=2"]) == [
         "--set", "a=1", "--set", "b=2"
     ]
+
+
+def test_steps_option_keeps_the_order_and_rejects_a_step_without_what_it_needs():
+    assert B._steps("pagerank, generate") == ("generate", "pagerank")
+    assert B._steps("generate,daily,probe") == ("generate", "daily", "probe")
+    with pytest.raises(Exception, match="steps: backfill needs daily"):
+        B._steps("generate,backfill")
+    with pytest.raises(Exception, match="steps: expected"):
+        B._steps("generate,lunch")
+
+
+def test_the_generate_step_alone_measures_the_generator_and_says_why_the_ratios_are_missing(tmp_path):
+    opts = B.BenchOptions(sizes=("S",), out=tmp_path, work=tmp_path / "work", seed=3, keep_data=False,
+                          steps=("generate",))
+    result = B.bench_size("S", opts)
+    generated = result["generate"]
+    assert generated["events"] > 90_000 and generated["files"] == 30
+    assert generated["seconds"] > 0 and generated["memory"]["tree_peak_mb"] > 0
+    assert "daily_run" not in result and "propagation" not in result
+    assert result["notes"]["ingest_vs_bare"] == "not measured: step probe was not in --steps"
+    assert result["notes"]["local_vs_scipy"] == "not measured: step pagerank was not in --steps"
+    assert result["notes"]["backfill_vs_daily"] == "not measured: step backfill was not in --steps"
+    assert all(value is None for value in result["ratios"].values())
+    assert not (tmp_path / "work" / "S").exists()  # the dump is deleted without --keep-data
