@@ -695,14 +695,5 @@ def _delete_uncommitted(lake: Lakehouse, checksums: Sequence[str], won: set[str]
         stale = stale | (F.col(C.SOURCE_CHECKSUM).isin(sorted(won)) & (F.col(C.BATCH_ID) != batch_id))
     if lost:
         stale = stale | (F.col(C.SOURCE_CHECKSUM).isin(lost) & (F.col(C.BATCH_ID) == batch_id))
-    for table, condition in (
-        (catalog.BRONZE_EVENTS, stale),
-        (catalog.QUARANTINE, (F.col(C.STAGE) == INGEST_STAGE) & stale),
-    ):
-        # Usually no other attempt wrote rows of these files: a read of the two
-        # columns, which Delta's file statistics and Parquet's row-group statistics
-        # mostly prune, is far cheaper than a DELETE that finds nothing. Rows a
-        # concurrent attempt writes after this check are its own to delete: it
-        # commits after this attempt did, so it loses these files.
-        if lake.exists(table) and not lake.read(table).filter(condition).isEmpty():
-            lake.delete(table, condition)
+    lake.delete(catalog.BRONZE_EVENTS, stale)
+    lake.delete(catalog.QUARANTINE, (F.col(C.STAGE) == INGEST_STAGE) & stale)
