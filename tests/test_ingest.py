@@ -157,6 +157,17 @@ def test_rerun_after_a_crash_removes_uncommitted_rows(lake, tmp_path):
         (checksum, rerun.batch_id)]
 
 
+def test_rerun_after_a_crash_removes_stale_quarantine_rows_of_a_file_without_good_lines(lake, tmp_path):
+    path = _write_dump(tmp_path / "d" / "a.jsonl", ["garbage", "{}"])
+    first = ingest_files(lake, [str(path)], run_id="r1", fmt="auto", max_raw_chars=100)
+    # A crash before the commit: the attempt's quarantine rows stay (it wrote no bronze rows).
+    lake.delete(catalog.INGEST_LOG, F.lit(True))
+    rerun = ingest_files(lake, [str(path)], run_id="r2", fmt="auto", max_raw_chars=100)
+    assert sorted((q.reason, q.batch_id) for q in lake.read(catalog.QUARANTINE).collect()) == [
+        ("malformed_json", rerun.batch_id), ("missing_field:event_id", rerun.batch_id)]
+    assert rerun.batch_id != first.batch_id and lake.read(catalog.BRONZE_EVENTS).count() == 0
+
+
 def test_batch_ids_differ_per_attempt_not_per_file_order():
     assert batch_id_for(["b", "a"], attempt="x") == batch_id_for(["a", "b"], attempt="x")
     assert batch_id_for(["a", "b"], attempt="x") != batch_id_for(["a", "b"], attempt="y")
