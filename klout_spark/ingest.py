@@ -50,14 +50,15 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -65,6 +66,7 @@ from klout_spark import catalog, readers, schemas
 from klout_spark import columns as C
 from klout_spark.errors import InputError
 from klout_spark.io import (
+    FILE_URI,
     Lakehouse,
     SourceFile,
     discover_dump_files,
@@ -76,6 +78,7 @@ from klout_spark.io import (
     read_parquet_rows,
     read_text_head,
     read_whole_files,
+    source_path_of,
     stage_zstd,
     zstd_staged_path,
 )
@@ -153,24 +156,29 @@ class IngestSummary:
         return sum(a.rows_quarantined for a in self.accounts)
 
 
-def with_line_numbers(lines: DataFrame) -> DataFrame:
+def with_line_numbers(lines: DataFrame, *, source_path: Callable[[Column], Column] | None = None) -> DataFrame:
     """Add ``source_line`` (1-based line number in its file) from the split offsets.
 
-    Requires ``source_path``, ``block_start`` and ``ordinal`` (increasing in read
-    order within a split, as from :func:`klout_spark.io.read_dump_lines`). Only a
-    small per-split summary is shuffled, never the lines themselves.
+    Requires ``block_start``, ``ordinal`` (increasing in read order within a
+    split) and the file of each line: ``source_path``, or ``_file`` (as from
+    :func:`klout_spark.io.read_dump_lines`) with ``source_path`` the function
+    that maps it to the path, which then replaces ``_file``. The mapping is
+    applied to the per-split summary, not to every line. Only that small
+    summary is shuffled, never the lines themselves.
     """
-    splits = lines.groupBy(C.SOURCE_PATH, "block_start").agg(
+    key = FILE_URI if source_path is not None else C.SOURCE_PATH
+    splits = lines.groupBy(key, "block_start").agg(
         F.min("ordinal").alias("first_ordinal"), F.count(F.lit(1)).alias("split_lines")
     )
-    earlier = Window.partitionBy(C.SOURCE_PATH).orderBy("block_start").rowsBetween(
-        Window.unboundedPreceding, -1
-    )
+    earlier = Window.partitionBy(key).orderBy("block_start").rowsBetween(Window.unboundedPreceding, -1)
     bases = splits.withColumn("line_base", F.coalesce(F.sum("split_lines").over(earlier), F.lit(0)))
+    if source_path is not None:
+        bases = bases.withColumn(C.SOURCE_PATH, source_path(F.col(FILE_URI)))
+    kept = [C.SOURCE_PATH if c == key else c for c in lines.columns if c not in ("block_start", "ordinal")]
     return (
-        lines.join(F.broadcast(bases), on=[C.SOURCE_PATH, "block_start"], how="inner")
+        lines.join(F.broadcast(bases), on=[key, "block_start"], how="inner")
         .withColumn(C.SOURCE_LINE, F.col("line_base") + F.col("ordinal") - F.col("first_ordinal") + 1)
-        .drop("first_ordinal", "split_lines", "line_base", "block_start", "ordinal")
+        .select(*kept, C.SOURCE_LINE)
     )
 
 
@@ -560,8 +568,9 @@ def _linkedin_archives(
     )
     parts = []
     for (kind, header), group in groups.items():
-        lines = read_dump_lines(spark, [f for f, _, _ in group], ignore_corrupt=ignore_corrupt).transform(
-            with_line_numbers
+        archive_files = [f for f, _, _ in group]
+        lines = read_dump_lines(spark, archive_files, ignore_corrupt=ignore_corrupt).transform(
+            with_line_numbers, source_path=partial(source_path_of, archive_files)
         )
         if header is None:
             # No header: nothing can be read by column name; every record is kept in quarantine.
@@ -590,7 +599,7 @@ def _numbered_lines(spark, files: Sequence[SourceFile], ignore_corrupt: bool) ->
     # Blank lines are not records, but they still count in the line numbers.
     return (
         read_dump_lines(spark, files, ignore_corrupt=ignore_corrupt)
-        .transform(with_line_numbers)
+        .transform(with_line_numbers, source_path=partial(source_path_of, files))
         .filter(F.length(F.trim(F.col("value"))) > 0)
     )
 

@@ -432,6 +432,8 @@ def _conform(df: DataFrame, schema: T.StructType) -> DataFrame:
 
 # --- raw dump files ---------------------------------------------------------
 
+# Column of read_dump_lines: the URI of the file a line was read from.
+FILE_URI = "_file"
 JSON_EXTENSIONS = (".jsonl", ".json", ".ndjson")
 CSV_EXTENSIONS = (".csv",)
 PARQUET_EXTENSIONS = (".parquet",)
@@ -647,18 +649,19 @@ def stage_zstd(path: str, staging_dir: str) -> str:
 def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_corrupt: bool = False) -> DataFrame:
     """Read the lines of ``files`` as text, with where each line came from.
 
-    Returns columns ``source_path`` (as given in ``files``), ``block_start``
-    (byte offset of the split the line was read from), ``ordinal`` (increasing
-    in read order within a split) and ``value`` (the line). With
-    ``ignore_corrupt`` a damaged compressed file yields its readable prefix
-    instead of failing the read.
+    Returns columns ``_file`` (the file's URI as Spark read it; map it to the
+    path given in ``files`` with :func:`source_path_of`, best on a small table:
+    the mapping is string work), ``block_start`` (byte offset of the split the
+    line was read from), ``ordinal`` (increasing in read order within a split)
+    and ``value`` (the line). With ``ignore_corrupt`` a damaged compressed file
+    yields its readable prefix instead of failing the read.
     """
     if not files:
         raise InputError("read_dump_lines: no files to read")
     return (
         _read_text(spark, files, ignore_corrupt=ignore_corrupt, wholetext=False)
         .select(
-            _source_path(files).alias(C.SOURCE_PATH),
+            F.col("_metadata.file_path").alias(FILE_URI),
             F.col("_metadata.file_block_start").alias("block_start"),
             F.monotonically_increasing_id().alias("ordinal"),
             F.col("value"),
@@ -676,7 +679,9 @@ def read_whole_files(spark: SparkSession, files: Sequence[SourceFile], *, ignore
     if not files:
         raise InputError("read_whole_files: no files to read")
     return _read_text(spark, files, ignore_corrupt=ignore_corrupt, wholetext=True).select(
-        _source_path(files).alias(C.SOURCE_PATH), F.lit(1).cast("long").alias(C.SOURCE_LINE), F.col("value")
+        source_path_of(files, F.col("_metadata.file_path")).alias(C.SOURCE_PATH),
+        F.lit(1).cast("long").alias(C.SOURCE_LINE),
+        F.col("value"),
     )
 
 
@@ -688,9 +693,9 @@ def _read_text(spark: SparkSession, files: Sequence[SourceFile], *, ignore_corru
     )
 
 
-def _source_path(files: Sequence[SourceFile]) -> Column:
-    """The path each row was read from, as given in ``files`` (a staged copy maps back to its original)."""
-    path = _local_path(F.col("_metadata.file_path"))
+def source_path_of(files: Sequence[SourceFile], uri: Column) -> Column:
+    """The path a file URI (``_metadata.file_path``) was given as in ``files`` (a staged copy maps back to its original)."""
+    path = _local_path(uri)
     staged = {f.read_path: f.path for f in files if f.read_path}
     if staged:
         mapping = F.create_map(*[F.lit(x) for pair in staged.items() for x in pair])

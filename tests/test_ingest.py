@@ -90,6 +90,17 @@ def test_line_numbers_follow_split_offsets_and_read_order(spark):
     assert got == {("f1", "a"): 1, ("f1", "b"): 2, ("f1", "c"): 3, ("f2", "d"): 1}
 
 
+def test_line_numbers_map_the_file_uri_to_its_path_once_per_split(spark):
+    rows = [("u1", 0, 3, "a"), ("u1", 50, 9, "b"), ("u1", 50, 10, "c"), ("u2", 0, 4, "d")]
+    schema = "_file string, block_start long, ordinal long, value string"
+    numbered = with_line_numbers(
+        spark.createDataFrame(rows, schema), source_path=lambda uri: F.concat(F.lit("/dump/"), uri)
+    )
+    assert numbered.columns == ["source_path", "value", "source_line"]
+    got = {(r.source_path, r.value): r.source_line for r in numbered.collect()}
+    assert got == {("/dump/u1", "a"): 1, ("/dump/u1", "b"): 2, ("/dump/u1", "c"): 3, ("/dump/u2", "d"): 1}
+
+
 def _write_dump(path, records, *, gz=False):
     text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +155,17 @@ def test_rerun_after_a_crash_removes_uncommitted_rows(lake, tmp_path):
         ("malformed_json", rerun.batch_id)]
     assert [(r.source_checksum, r.batch_id) for r in lake.read(catalog.INGEST_LOG).collect()] == [
         (checksum, rerun.batch_id)]
+
+
+def test_rerun_after_a_crash_removes_stale_quarantine_rows_of_a_file_without_good_lines(lake, tmp_path):
+    path = _write_dump(tmp_path / "d" / "a.jsonl", ["garbage", "{}"])
+    first = ingest_files(lake, [str(path)], run_id="r1", fmt="auto", max_raw_chars=100)
+    # A crash before the commit: the attempt's quarantine rows stay (it wrote no bronze rows).
+    lake.delete(catalog.INGEST_LOG, F.lit(True))
+    rerun = ingest_files(lake, [str(path)], run_id="r2", fmt="auto", max_raw_chars=100)
+    assert sorted((q.reason, q.batch_id) for q in lake.read(catalog.QUARANTINE).collect()) == [
+        ("malformed_json", rerun.batch_id), ("missing_field:event_id", rerun.batch_id)]
+    assert rerun.batch_id != first.batch_id and lake.read(catalog.BRONZE_EVENTS).count() == 0
 
 
 def test_batch_ids_differ_per_attempt_not_per_file_order():
