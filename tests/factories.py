@@ -9,6 +9,16 @@ from klout_spark import schemas as S
 AS_OF = date(2026, 10, 31)
 
 
+def persistent_rdd_ids(spark) -> set[int]:
+    """Ids of the RDDs the JVM holds persisted now.
+
+    Compare id sets, not counts: Spark's ContextCleaner unpersists RDDs whose
+    Python and JVM references were garbage-collected, at any moment, so an
+    earlier test's cache can vanish while a test runs.
+    """
+    return {int(key) for key in spark.sparkContext._jsc.getPersistentRDDs().keySet()}  # noqa: SLF001
+
+
 def ts(day: date, hour: int = 12) -> datetime:
     return datetime(day.year, day.month, day.day, hour)
 

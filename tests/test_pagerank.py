@@ -10,6 +10,7 @@ from pyspark.sql import types as T
 from klout_spark import columns as C
 from klout_spark import pagerank as pr
 from klout_spark.errors import MissingColumnsError
+from tests.factories import persistent_rdd_ids
 
 EDGE_SCHEMA = T.StructType(
     [
@@ -292,14 +293,13 @@ def test_residuals_shrink_to_below_tol(union_local, union_distributed):
 
 def test_checkpoint_every_keeps_the_iterates_and_releases_the_rest(spark, karate):
     edges, teleport = karate
-    persistent = spark.sparkContext._jsc.getPersistentRDDs  # noqa: SLF001
-    before = len(persistent())
+    before = persistent_rdd_ids(spark)
 
     # Iterations 1, 2 and 4 are persisted, 3 and 5 (the last) checkpointed.
     sparse = pr.pagerank(edges, teleport, tol=1e-10, max_iter=5, method="distributed", checkpoint_every=3)
 
     # What remains is what `ranks` needs: the node-id checkpoint and the final state.
-    assert len(persistent()) - before <= 2
+    assert len(persistent_rdd_ids(spark) - before) <= 2
     local = pr.pagerank(edges, teleport, tol=1e-10, max_iter=5, method="local")
     assert sparse.residuals == pytest.approx(local.residuals, rel=1e-9)
     assert _l1(_ranks(sparse), _ranks(local)) < 1e-12

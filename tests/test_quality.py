@@ -32,6 +32,7 @@ from klout_spark.quality import (
     validate_silver_events,
 )
 from klout_spark.schemas import BRONZE_EVENTS_SCHEMA, SCORES_SCHEMA
+from tests.factories import persistent_rdd_ids
 
 RUN_TS = datetime(2024, 5, 1, 12, 0, 0)
 MIN_DATE = date(2006, 1, 1)
@@ -407,10 +408,10 @@ def test_scores_suite_checks_ranges_nan_and_key_uniqueness(spark, tmp_path):
     ]
     nullable = T.StructType([T.StructField(f.name, f.dataType, True) for f in SCORES_SCHEMA.fields])
     rows.append((date(2024, 5, 1), "twitter", None, 50.0, 1.0, 1.0, 1.0, 2, 1.0, None, "m1", "r"))
-    jvm_cached = spark.sparkContext._jsc.getPersistentRDDs().size()
+    cached_before = persistent_rdd_ids(spark)
     outcome = validate_scores(spark.createDataFrame(rows, nullable), run_id="r", results_dir=str(tmp_path))
     # Neither GE nor the split leaves cached data behind.
-    assert spark.sparkContext._jsc.getPersistentRDDs().size() == jvm_cached
+    assert persistent_rdd_ids(spark) - cached_before == set()
     assert outcome.results_path == f"{tmp_path}/r/scores.json"
     counts = {name: entry["unexpected_count"] for name, entry in outcome.summary.items()}
     assert counts == {
