@@ -13,6 +13,7 @@ SAMPLE_SEED ?= 7
 ARGS ?=
 BENCH_SIZES ?= S,M,L
 BENCH_SEED ?= 7
+TEST_WORKERS ?= 2
 RELIABILITY_N ?= 20
 RELIABILITY_SEED ?= 1
 RELIABILITY_KILLS_PER_RERUN ?= 4
@@ -20,7 +21,7 @@ RELIABILITY_KILLS_PER_RERUN ?= 4
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run sample sql-server test test-fast bench reliability lint dist clean clean-lake check-java
+.PHONY: help install run sample sql-server test test-slow test-all coverage bench reliability lint dist clean clean-lake check-java
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,11 +52,16 @@ run: install sample ## set up, generate a sample and run the daily pipeline on l
 sql-server: install ## serve the lakehouse over JDBC (Thrift) on 127.0.0.1:10000 until Ctrl-C (ARGS="--port N")
 	$(BIN)/klout-spark serve-sql $(ARGS)
 
-test: install ## run the whole test suite (prints its wall time)
-	$(BIN)/python -m pytest --cov=klout_spark --cov-report=term:skip-covered $(ARGS)
+test: install ## the test suite, slow end-to-end tests excepted, in TEST_WORKERS processes (prints its wall time)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
-test-fast: install ## the tests without the slow end-to-end ones
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+test-slow: install ## the slow end-to-end, kill, cluster and server tests (CI runs them after make test)
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+test-all: test test-slow ## both tiers, as CI runs them
+
+coverage: install ## every test, one process, with a coverage report
+	$(BIN)/python -m pytest --cov=klout_spark --cov-report=term:skip-covered $(ARGS)
 
 bench: install ## benchmark at BENCH_SIZES (default S,M,L; XL on request) -> bench/results.json, bench/results.md
 	$(BIN)/klout-spark bench --sizes $(BENCH_SIZES) --seed $(BENCH_SEED) --out bench $(ARGS)

@@ -89,6 +89,7 @@ def test_report_shows_the_lakehouse_numbers_in_every_section(scored, capsys):
     assert any(Path(link).parent.name == "scores" for link in links)
 
 
+@pytest.mark.slow
 def test_evaluate_defaults_to_the_last_scored_date_like_the_report(scored, capsys):
     import json
 
