@@ -30,10 +30,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -68,6 +68,7 @@ _CONTRIB = "_contrib"
 _MID = "_mid"
 _BAD = "_bad"
 _SELF = "_self"
+_KEY = "_graph"
 
 # monotonically_increasing_id() = partition index << 33 | row index within the partition.
 _ROW_BITS = 33
@@ -238,31 +239,92 @@ def pagerank_local(
 
     Notes
     -----
-    Node ids are numbered densely in Spark (see :func:`_indexed_nodes`: a
-    distinct, a local checkpoint and per-partition offsets, no single-partition
-    window). The edges are mapped to those numbers in Spark (broadcast joins
-    when the node table is small) and only ``(int32 src, int32 dst, double
-    weight)`` is collected, together with the teleport rows in the same job, as
-    Arrow batches: 16 bytes an edge on the driver, plus SciPy's CSR copy (12
-    bytes an edge). Duplicate pairs are summed by the CSR build, not by a Spark
-    shuffle. The ranks go back to Spark as an Arrow table and are joined to the
-    node ids.
+    One graph of :func:`pagerank_local_by_key` (see there). There is no size
+    guard here: :func:`pagerank` applies ``local_max_edges``.
+    """
+    keyed = pagerank_local_by_key(
+        edges.withColumn(_KEY, F.lit(0)), teleport.withColumn(_KEY, F.lit(0)), key=_KEY,
+        damping=damping, tol=tol, max_iter=max_iter,
+    )
+    if 0 not in keyed.results:
+        raise ValueError(_zero_trust_message("pagerank_local", 0.0))
+    return keyed.results[0]
 
-    There is no size guard here: :func:`pagerank` applies ``local_max_edges``.
+
+@dataclass(frozen=True)
+class KeyedPageRank:
+    """PageRank of many graphs at once, one per value of a key column.
+
+    Attributes
+    ----------
+    ranks
+        Columns ``<key>``, ``node``, ``pagerank``: the ranks of every graph
+        (each graph's ranks sum to 1).
+    results
+        Per key value, that graph's :class:`PageRankResult` (its ``ranks`` is
+        the slice of ``ranks``).
+    """
+
+    ranks: DataFrame
+    results: dict[Any, PageRankResult]
+
+
+def pagerank_local_by_key(
+    edges: DataFrame, teleport: DataFrame, *, key: str, damping: float, tol: float, max_iter: int
+) -> KeyedPageRank:
+    """PageRank of every graph in ``edges`` keyed by ``key`` (e.g. ``as_of``), on the driver, in one pass.
+
+    Parameters
+    ----------
+    edges
+        ``key``, ``src``, ``dst``, ``weight``: the edges of all graphs.
+    teleport
+        ``key``, ``node``, ``trust``: the teleport vector of each graph.
+    key
+        The column that names the graph a row belongs to.
+    damping, tol, max_iter
+        As in :func:`pagerank`; the same for every graph.
+
+    Returns
+    -------
+    KeyedPageRank
+        Only keys that have at least one node appear.
+
+    Raises
+    ------
+    ValueError
+        As in :func:`pagerank`; a graph whose trust sums to 0 is named by its key.
+
+    Notes
+    -----
+    The ``(key, node)`` pairs are numbered densely in Spark in ``(key, node)``
+    order (a sort, a local checkpoint and per-partition offsets, no
+    single-partition window), so each graph's ids form one contiguous range
+    and a node's id within its graph does not depend on the other graphs: a
+    graph solved alone or with others gives the same bits. The edges are
+    mapped to those numbers in Spark (broadcast joins when the node table is
+    small) and only ``(int32 src, int32 dst, double weight)`` is collected,
+    with the teleport rows in the same job, as Arrow batches: 16 bytes an edge
+    on the driver, plus SciPy's CSR copy (12 bytes an edge) of one graph at a
+    time. Duplicate pairs are summed by the CSR build, not by a Spark shuffle.
+    Each graph is solved by :func:`scipy_power_iteration`; all ranks go back
+    to Spark as one Arrow table joined to the node ids. There is no size guard
+    here: the caller bounds the total edge rows.
     """
     _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=1)
-    edges, teleport = _validated_inputs(edges, teleport, where="pagerank_local")
+    edges, teleport = _validated_inputs(edges, teleport, where="pagerank_local", keys=(key,))
     spark = edges.sparkSession
     started = time.perf_counter()
-    node_ids, node_count = _indexed_nodes(edges, teleport)
-    node_ids = node_ids.select(C.NODE, F.col(_ID).cast("int").alias(_ID))
+    node_ids, graphs = _indexed_keyed_nodes(edges, teleport, key)
+    node_count = sum(count for _, _, count in graphs)
     if node_count >= 2**31:
         raise ValueError(f"pagerank_local: {node_count} nodes do not fit int32 ids; use method='distributed'")
+    node_ids = node_ids.select(key, C.NODE, F.col(_ID).cast("int").alias(_ID))
     # One collect for both: teleport rows ride along as (node, -1, trust).
-    trust_rows = _teleport_with_ids(teleport, node_ids, node_count).select(
+    trust_rows = _teleport_with_ids(teleport, node_ids, node_count, keys=[key]).select(
         F.col(_ID).alias(_SRC_ID), F.lit(-1).alias(_DST_ID), F.col(C.TRUST).alias(_W)
     )
-    table = _edges_with_ids(edges, node_ids, node_count).unionByName(trust_rows).toArrow()
+    table = _edges_with_ids(edges, node_ids, node_count, keys=[key]).unionByName(trust_rows).toArrow()
     ids_from = _to_numpy(table.column(_SRC_ID), np.int32)
     ids_to = _to_numpy(table.column(_DST_ID), np.int32)
     values = _to_numpy(table.column(_W), np.float64)
@@ -273,37 +335,58 @@ def pagerank_local(
     _check_weights(weight, where="pagerank_local(edges)")
     _check_trust(trust_values, where="pagerank_local(teleport)")
     trust = np.bincount(trust_ids, weights=trust_values, minlength=node_count)
-    if not trust.sum() > 0:
-        raise ValueError(_zero_trust_message("pagerank_local", float(trust.sum())))
     transferred = time.perf_counter()
-    solved = scipy_power_iteration(src, dst, weight, trust, damping=damping, tol=tol, max_iter=max_iter)
-    ranked = pa.table({_ID: pa.array(np.arange(node_count, dtype=np.int32)), C.PAGERANK: solved.ranks})
+    # Edges grouped by graph, in collected order within each (src and dst of an edge are in one graph's range).
+    bounds = np.array([0, len(src)])
+    if len(graphs) > 1:
+        firsts = np.array([first for _, first, _ in graphs], dtype=np.int64)
+        graph_of_edge = np.searchsorted(firsts, src, side="right") - 1
+        order = np.argsort(graph_of_edge, kind="stable")
+        src, dst, weight = src[order], dst[order], weight[order]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(graph_of_edge, minlength=len(graphs)))])
+        del order, graph_of_edge
+    solved_ranks = np.empty(node_count)
+    solved: dict[Any, PowerIteration] = {}
+    for index, (value, first, count) in enumerate(graphs):
+        part = slice(bounds[index], bounds[index + 1])
+        graph_trust = trust[first:first + count]
+        if not graph_trust.sum() > 0:
+            raise ValueError(_zero_trust_message(f"pagerank_local({key}={value})", float(graph_trust.sum())))
+        result = scipy_power_iteration(
+            src[part] - first, dst[part] - first, weight[part], graph_trust,
+            damping=damping, tol=tol, max_iter=max_iter,
+        )
+        solved_ranks[first:first + count] = result.ranks
+        solved[value] = result
+    ranked = pa.table({_ID: pa.array(np.arange(node_count, dtype=np.int32)), C.PAGERANK: solved_ranks})
     ranks = (
         spark.createDataFrame(ranked)
         .join(_maybe_broadcast(node_ids, node_count), on=_ID, how="inner")
-        .select(F.col(C.NODE), F.col(C.PAGERANK))
+        .select(F.col(key), F.col(C.NODE), F.col(C.PAGERANK))
     )
     log.info(
-        "pagerank_local: %d nodes, %d edges, %d iterations, residual %.3g, converged=%s; "
-        "spark+arrow %.2f s, scipy %.2f s",
+        "pagerank_local: %d graph(s), %d nodes, %d edges, iterations %s; spark+arrow %.2f s, scipy %.2f s",
+        len(graphs),
         node_count,
-        solved.edge_count,
-        len(solved.residuals),
-        solved.residuals[-1],
-        solved.converged,
+        sum(r.edge_count for r in solved.values()),
+        "/".join(str(len(r.residuals)) for r in solved.values()),
         transferred - started,
         time.perf_counter() - transferred,
     )
-    return PageRankResult(
-        ranks=ranks,
-        iterations=len(solved.residuals),
-        residuals=solved.residuals,
-        converged=solved.converged,
-        method="local",
-        node_count=node_count,
-        edge_count=solved.edge_count,
-        iteration_seconds=solved.iteration_seconds,
-    )
+    results = {
+        value: PageRankResult(
+            ranks=ranks.filter(F.col(key) == F.lit(value)).drop(key),
+            iterations=len(result.residuals),
+            residuals=result.residuals,
+            converged=result.converged,
+            method="local",
+            node_count=count,
+            edge_count=result.edge_count,
+            iteration_seconds=result.iteration_seconds,
+        )
+        for (value, _, count), result in zip(graphs, solved.values(), strict=True)
+    }
+    return KeyedPageRank(ranks=ranks, results=results)
 
 
 def scipy_power_iteration(
@@ -836,18 +919,21 @@ def _check_parameters(*, damping: float, tol: float, max_iter: int, checkpoint_e
         raise ValueError(f"'checkpoint_every' must be an int >= 1, got {checkpoint_every!r}")
 
 
-def _validated_inputs(edges: DataFrame, teleport: DataFrame, *, where: str) -> tuple[DataFrame, DataFrame]:
-    """The needed columns, cast to the contract's types (ids as strings, weights as doubles)."""
-    require_columns(edges, (C.SRC, C.DST, C.WEIGHT), where=f"{where}(edges)")
-    require_columns(teleport, (C.NODE, C.TRUST), where=f"{where}(teleport)")
+def _validated_inputs(
+    edges: DataFrame, teleport: DataFrame, *, where: str, keys: Sequence[str] = ()
+) -> tuple[DataFrame, DataFrame]:
+    """The needed columns (``keys`` first, as they are), cast to the contract's types (ids as strings, weights as doubles)."""
+    require_columns(edges, (*keys, C.SRC, C.DST, C.WEIGHT), where=f"{where}(edges)")
+    require_columns(teleport, (*keys, C.NODE, C.TRUST), where=f"{where}(teleport)")
     return (
         edges.select(
+            *keys,
             F.col(C.SRC).cast("string").alias(C.SRC),
             F.col(C.DST).cast("string").alias(C.DST),
             F.col(C.WEIGHT).cast("double").alias(C.WEIGHT),
         ),
         teleport.select(
-            F.col(C.NODE).cast("string").alias(C.NODE), F.col(C.TRUST).cast("double").alias(C.TRUST)
+            *keys, F.col(C.NODE).cast("string").alias(C.NODE), F.col(C.TRUST).cast("double").alias(C.TRUST)
         ),
     )
 
@@ -866,7 +952,37 @@ def _indexed_nodes(edges: DataFrame, teleport: DataFrame) -> tuple[DataFrame, in
     names = (
         edges.select(F.explode(F.array(C.SRC, C.DST)).alias(C.NODE)).union(teleport.select(C.NODE)).distinct()
     )
-    numbered = names.select(C.NODE, F.monotonically_increasing_id().alias(_MID)).localCheckpoint(eager=True)
+    return _dense_ids(names, [C.NODE])
+
+
+def _indexed_keyed_nodes(
+    edges: DataFrame, teleport: DataFrame, key: str
+) -> tuple[DataFrame, list[tuple[Any, int, int]]]:
+    """``(key, node, _id)`` dense in ``(key, node)`` order, and per key ``(value, first _id, nodes)`` in id order.
+
+    As :func:`_indexed_nodes`, on the distinct pairs sorted by key, then node:
+    the ids of one key are contiguous, and their order within the key does not
+    depend on the other keys.
+    """
+    names = (
+        edges.select(key, F.explode(F.array(C.SRC, C.DST)).alias(C.NODE))
+        .union(teleport.select(key, C.NODE))
+        .distinct()
+        .orderBy(key, C.NODE)
+    )
+    node_ids, _ = _dense_ids(names, [key, C.NODE])
+    graphs = (
+        node_ids.groupBy(key)
+        .agg(F.min(_ID).alias("first"), F.count(F.lit(1)).alias("nodes"))
+        .orderBy("first")
+        .collect()
+    )
+    return node_ids, [(row[key], row["first"], row["nodes"]) for row in graphs]
+
+
+def _dense_ids(names: DataFrame, columns: list[str]) -> tuple[DataFrame, int]:
+    """``names`` (distinct rows of ``columns``) numbered densely in their current order: ``(*columns, _id)``, N."""
+    numbered = names.select(*columns, F.monotonically_increasing_id().alias(_MID)).localCheckpoint(eager=True)
     part = F.shiftright(F.col(_MID), _ROW_BITS)
     counts = numbered.groupBy(part.alias("part")).agg(
         F.count(F.lit(1)).alias("rows"), F.count(C.NODE).alias("named")
@@ -884,27 +1000,33 @@ def _indexed_nodes(edges: DataFrame, teleport: DataFrame) -> tuple[DataFrame, in
         running += per_part.get(index, (0, 0))[0]
     row_in_part = F.col(_MID).bitwiseAND(F.lit((1 << _ROW_BITS) - 1))
     offset = F.element_at(F.array(*[F.lit(o) for o in offsets] or [F.lit(0)]), (part + 1).cast("int"))
-    return numbered.select(C.NODE, (offset + row_in_part).alias(_ID)), running
+    return numbered.select(*columns, (offset + row_in_part).alias(_ID)), running
 
 
 def _maybe_broadcast(df: DataFrame, rows: int) -> DataFrame:
     return F.broadcast(df) if rows <= BROADCAST_MAX_NODES else df
 
 
-def _edges_with_ids(edges: DataFrame, node_ids: DataFrame, node_count: int) -> DataFrame:
-    """``(_src_id, _dst_id, _w)``: every edge row with its endpoints' dense ids."""
-    sources = node_ids.select(F.col(C.NODE).alias(C.SRC), F.col(_ID).alias(_SRC_ID))
-    targets = node_ids.select(F.col(C.NODE).alias(C.DST), F.col(_ID).alias(_DST_ID))
+def _edges_with_ids(
+    edges: DataFrame, node_ids: DataFrame, node_count: int, *, keys: Sequence[str] = ()
+) -> DataFrame:
+    """``(_src_id, _dst_id, _w)``: every edge row with its endpoints' dense ids (nodes matched within ``keys``)."""
+    sources = node_ids.select(*keys, F.col(C.NODE).alias(C.SRC), F.col(_ID).alias(_SRC_ID))
+    targets = node_ids.select(*keys, F.col(C.NODE).alias(C.DST), F.col(_ID).alias(_DST_ID))
     return (
-        edges.join(_maybe_broadcast(sources, node_count), on=C.SRC, how="inner")
-        .join(_maybe_broadcast(targets, node_count), on=C.DST, how="inner")
+        edges.join(_maybe_broadcast(sources, node_count), on=[*keys, C.SRC], how="inner")
+        .join(_maybe_broadcast(targets, node_count), on=[*keys, C.DST], how="inner")
         .select(_SRC_ID, _DST_ID, F.col(C.WEIGHT).alias(_W))
     )
 
 
-def _teleport_with_ids(teleport: DataFrame, node_ids: DataFrame, node_count: int) -> DataFrame:
-    """``(_id, trust)``: every teleport row with its node's dense id."""
-    return teleport.join(_maybe_broadcast(node_ids, node_count), on=C.NODE, how="inner").select(_ID, C.TRUST)
+def _teleport_with_ids(
+    teleport: DataFrame, node_ids: DataFrame, node_count: int, *, keys: Sequence[str] = ()
+) -> DataFrame:
+    """``(_id, trust)``: every teleport row with its node's dense id (matched within ``keys``)."""
+    return teleport.join(_maybe_broadcast(node_ids, node_count), on=[*keys, C.NODE], how="inner").select(
+        _ID, C.TRUST
+    )
 
 
 def _is_bad_weight(weight: Column) -> Column:

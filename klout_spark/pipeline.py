@@ -29,7 +29,7 @@ from klout_spark import (
 )
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.config import Settings
+from klout_spark.config import PropagateSettings, Settings
 from klout_spark.errors import InputError, StageOrderError
 from klout_spark.io import Lakehouse, check_writable, read_identities_csv, writer_lock
 from klout_spark.locks import as_of_lock
@@ -392,28 +392,12 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
         teleport = trust.select(
             C.AS_OF, graph.node_key(F.col(C.NETWORK), F.col(C.USER_ID)).alias(C.NODE), C.TRUST
         )
-        if len(dates) > 1:
-            stored_edges = stored_edges.persist()
-        results: dict[date, pagerank.PageRankResult] = {}
+        stored_edges = stored_edges.persist()
         try:
-            for as_of in dates:
-                results[as_of] = pagerank.pagerank(
-                    stored_edges.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
-                    teleport.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
-                    damping=cfg.damping,
-                    tol=cfg.tol,
-                    max_iter=cfg.max_iter,
-                    method=cfg.method,
-                    local_max_edges=cfg.local_max_edges,
-                    checkpoint_every=cfg.checkpoint_every,
-                )
+            results, all_ranks = _pagerank_by_date(stored_edges, teleport, dates, cfg)
             network, user_id = graph.split_node_key(F.col(C.NODE))
-            per_date = [
-                result.ranks.select(F.lit(as_of).alias(C.AS_OF), network, user_id, C.PAGERANK)
-                for as_of, result in results.items()
-            ]
             ranks = (
-                reduce(DataFrame.unionByName, per_date)
+                all_ranks.select(C.AS_OF, network, user_id, C.PAGERANK)
                 .join(trust, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
                 .fillna(0.0, subset=[C.TRUST])
             ).persist()
@@ -445,6 +429,42 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
             rec.residual = result.residuals[-1] if result.residuals else None
             rec.details = {"method": result.method, "converged": result.converged}
     return results
+
+
+def _pagerank_by_date(
+    edges: DataFrame, teleport: DataFrame, dates: Sequence[date], cfg: PropagateSettings
+) -> tuple[dict[date, pagerank.PageRankResult], DataFrame]:
+    """PageRank of each date's graph; the results and all ranks (``as_of``, ``node``, ``pagerank``).
+
+    When the local path applies to all dates together (``method`` local, or
+    auto with at most ``local_max_edges`` edge rows in all), every graph is
+    solved in one pass (:func:`klout_spark.pagerank.pagerank_local_by_key`);
+    otherwise each date on its own, local or distributed by its own size.
+    """
+    together = cfg.method == "local" or (cfg.method == "auto" and edges.count() <= cfg.local_max_edges)
+    if together:
+        keyed = pagerank.pagerank_local_by_key(
+            edges, teleport, key=C.AS_OF, damping=cfg.damping, tol=cfg.tol, max_iter=cfg.max_iter
+        )
+        missing = [as_of for as_of in dates if as_of not in keyed.results]
+        if missing:
+            raise ValueError(f"propagate: no node with positive trust on {_span(missing)}")
+        return {as_of: keyed.results[as_of] for as_of in dates}, keyed.ranks
+    results = {
+        as_of: pagerank.pagerank(
+            edges.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
+            teleport.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
+            damping=cfg.damping,
+            tol=cfg.tol,
+            max_iter=cfg.max_iter,
+            method=cfg.method,
+            local_max_edges=cfg.local_max_edges,
+            checkpoint_every=cfg.checkpoint_every,
+        )
+        for as_of in dates
+    }
+    per_date = [result.ranks.select(F.lit(as_of).alias(C.AS_OF), C.NODE, C.PAGERANK) for as_of, result in results.items()]
+    return results, reduce(DataFrame.unionByName, per_date)
 
 
 def _span(dates: Sequence[date]) -> str:

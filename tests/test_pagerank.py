@@ -407,3 +407,46 @@ def test_missing_column_is_an_error(spark):
 
     with pytest.raises(MissingColumnsError, match=r"missing columns \['weight'\]"):
         pr.pagerank(edges.drop(C.WEIGHT), teleport, method="local")
+
+
+# --------------------------------------------------------------------------- many graphs in one pass
+
+
+def test_graphs_keyed_by_date_are_each_solved_as_if_alone(spark):
+    """Four graphs (two dates share node names) in one pass: each matches networkx and its own solo run bit for bit."""
+    graphs = {
+        "2026-10-01": _real_graphs()["karate"],
+        "2026-10-02": _generated_rows(),
+        "2026-10-03": _real_graphs()["florentine"],
+        "2026-10-04": _real_graphs()["karate"][:60],  # the same names as the first date, another graph
+    }
+    trusts = {key: _uneven_trust(_nodes_of(rows), seed=n) for n, (key, rows) in enumerate(graphs.items())}
+    edges = spark.createDataFrame(
+        [(key, *row) for key, rows in graphs.items() for row in rows], "as_of string, src string, dst string, weight double"
+    )
+    teleport = spark.createDataFrame(
+        [(key, node, value) for key, trust in trusts.items() for node, value in sorted(trust.items())],
+        "as_of string, node string, trust double",
+    )
+
+    keyed = pr.pagerank_local_by_key(edges, teleport, key=C.AS_OF, damping=DAMPING, tol=1e-12, max_iter=1000)
+
+    assert sorted(keyed.results) == sorted(graphs)
+    all_ranks = {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in keyed.ranks.collect()}
+    for key, rows in graphs.items():
+        alone = pr.pagerank_local(*_frames(spark, rows, trusts[key]), damping=DAMPING, tol=1e-12, max_iter=1000)
+        mine = {node: rank for (at, node), rank in all_ranks.items() if at == key}
+        assert mine == _ranks(alone)  # the same bits as the graph solved alone
+        assert _ranks(keyed.results[key]) == mine
+        assert keyed.results[key].residuals == alone.residuals
+        assert keyed.results[key].node_count == len(_nodes_of(rows)) == alone.node_count
+        assert _l1(mine, _networkx_ranks(rows, trusts[key], DAMPING)) < 1e-9
+
+
+def test_a_keyed_graph_without_trust_is_named(spark):
+    edges = spark.createDataFrame(
+        [("a", "x", "y", 1.0), ("b", "x", "y", 1.0)], "as_of string, src string, dst string, weight double"
+    )
+    teleport = spark.createDataFrame([("a", "x", 1.0), ("b", "x", 0.0)], "as_of string, node string, trust double")
+    with pytest.raises(ValueError, match=r"pagerank_local\(as_of=b\).*total 'trust' 0.0"):
+        pr.pagerank_local_by_key(edges, teleport, key=C.AS_OF, damping=DAMPING, tol=1e-10, max_iter=100)
