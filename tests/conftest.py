@@ -22,6 +22,8 @@ TEST_OVERRIDES = (
     "spark.conf.spark.sql.adaptive.enabled=false",
     "spark.conf.spark.driver.memory=3g",
     "spark.conf.spark.sql.streaming.schemaInference=false",
+    # Data Docs are HTML rendering (~4 MB a suite a run): their own tests and the report's lakehouse turn them on.
+    "validate.data_docs=false",
 )
 
 

@@ -27,7 +27,7 @@ def scored_lake(tmp_path_factory) -> dict:
         root = tmp_path_factory.mktemp("scored")
         dump = root / "dump"
         generate_dump(dump, events=10_000, seed=5, days=8, end_date=LAST_DAY, dirty_rate=0.01)
-        settings = test_settings(str(root / "lake"), "lake.database=scored")
+        settings = test_settings(str(root / "lake"), "lake.database=scored", "validate.data_docs=true")
         first = Pipeline.open(settings)
         run_daily(first, as_of=FIRST_SCORED, inputs=[str(dump)], identities=str(dump / "_identities.csv"))
         second = Pipeline.open(settings)

@@ -18,7 +18,6 @@ DATES = [END - timedelta(days=n) for n in range(7, -1, -1)]
 # Daily runs of a date depend on no other date but the one 7 days before (the delta),
 # so daily runs of these three stand for daily runs of all eight, at a third of the cost.
 DAILY_DATES = [DATES[0], DATES[3], DATES[7]]
-FAST = ("validate.data_docs=false",)
 
 # Columns that legitimately differ between runs.
 RUN_COLUMNS = {C.RUN_ID}
@@ -49,12 +48,12 @@ def lakes(spark, tmp_path_factory):  # noqa: ARG001 - the session must exist fir
     dump = root / "dump"
     generate_dump(dump, events=10_000, seed=5, days=12, end_date=END)
 
-    daily_settings = test_settings(str(root / "daily"), "lake.database=bf_daily", *FAST)
+    daily_settings = test_settings(str(root / "daily"), "lake.database=bf_daily")
     for n, as_of in enumerate(DAILY_DATES):
         run_daily(Pipeline.open(daily_settings), as_of=as_of, inputs=[str(dump)] if n == 0 else [])
 
     # Chunks of 4 dates; the second chunk crashes in its score stage, after writing its scores.
-    settings = test_settings(str(root / "backfill"), "lake.database=bf_range", "run.backfill_chunk_days=4", *FAST)
+    settings = test_settings(str(root / "backfill"), "lake.database=bf_range", "run.backfill_chunk_days=4")
     real_topics = scoring.score_topics_by_as_of
     calls = []
 

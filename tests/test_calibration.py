@@ -169,7 +169,7 @@ def _world(shift: int, *, burst: bool) -> list[tuple]:
 def _scored_world(spark, tmp_path, name, rows, as_of, fitted_rows=None):
     from tests.conftest import test_settings
 
-    settings = test_settings(str(tmp_path / name), f"lake.database=w_{name}", "validate.data_docs=false")
+    settings = test_settings(str(tmp_path / name), f"lake.database=w_{name}")
     p = Pipeline.open(settings)
     p.lake.append(events_df(spark, rows), catalog.SILVER_EVENTS, S.SILVER_EVENTS_SCHEMA, partition_by=[C.EVENT_DATE])
     stage_features(p, as_of)

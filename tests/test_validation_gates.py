@@ -249,8 +249,7 @@ def test_enforce_without_a_reason_is_an_error_and_with_one_returns_what_it_overr
 def pipeline(spark, tmp_path):
     import uuid
 
-    settings = test_settings(str(tmp_path / "lake"), f"lake.database=g_{uuid.uuid4().hex[:12]}",
-                             "validate.data_docs=false")
+    settings = test_settings(str(tmp_path / "lake"), f"lake.database=g_{uuid.uuid4().hex[:12]}")
     lake = Lakehouse(spark, settings.lake.root, settings.lake.database)
     return Pipeline(settings, spark, lake, RunContext.new(settings.config_hash()))
 
