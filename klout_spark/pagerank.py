@@ -8,6 +8,8 @@ weight="weight", dangling=None)`` and picks one of two executions by graph size:
 - :func:`pagerank_local`: ids are mapped to dense integers in Spark, only the
   compact ``(int src, int dst, double weight)`` arrays cross to the driver
   (Arrow), and the power iteration runs as SciPy sparse matrix-vector products.
+  :func:`pagerank_local_by_key` does the same for many graphs keyed by a
+  column (the ``as_of`` dates of a backfill) in one collect.
 - :func:`pagerank_distributed`: the same iteration as DataFrame joins and
   aggregations, for graphs that do not fit the driver.
 
@@ -336,28 +338,9 @@ def pagerank_local_by_key(
     _check_trust(trust_values, where="pagerank_local(teleport)")
     trust = np.bincount(trust_ids, weights=trust_values, minlength=node_count)
     transferred = time.perf_counter()
-    # Edges grouped by graph, in collected order within each (src and dst of an edge are in one graph's range).
-    bounds = np.array([0, len(src)])
-    if len(graphs) > 1:
-        firsts = np.array([first for _, first, _ in graphs], dtype=np.int64)
-        graph_of_edge = np.searchsorted(firsts, src, side="right") - 1
-        order = np.argsort(graph_of_edge, kind="stable")
-        src, dst, weight = src[order], dst[order], weight[order]
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(graph_of_edge, minlength=len(graphs)))])
-        del order, graph_of_edge
-    solved_ranks = np.empty(node_count)
-    solved: dict[Any, PowerIteration] = {}
-    for index, (value, first, count) in enumerate(graphs):
-        part = slice(bounds[index], bounds[index + 1])
-        graph_trust = trust[first:first + count]
-        if not graph_trust.sum() > 0:
-            raise ValueError(_zero_trust_message(f"pagerank_local({key}={value})", float(graph_trust.sum())))
-        result = scipy_power_iteration(
-            src[part] - first, dst[part] - first, weight[part], graph_trust,
-            damping=damping, tol=tol, max_iter=max_iter,
-        )
-        solved_ranks[first:first + count] = result.ranks
-        solved[value] = result
+    solved_ranks, solved = _solve_graphs(
+        src, dst, weight, trust, graphs, key=key, damping=damping, tol=tol, max_iter=max_iter
+    )
     ranked = pa.table({_ID: pa.array(np.arange(node_count, dtype=np.int32)), C.PAGERANK: solved_ranks})
     ranks = (
         spark.createDataFrame(ranked)
@@ -387,6 +370,45 @@ def pagerank_local_by_key(
         for (value, _, count), result in zip(graphs, solved.values(), strict=True)
     }
     return KeyedPageRank(ranks=ranks, results=results)
+
+
+def _solve_graphs(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    trust: np.ndarray,
+    graphs: list[tuple[Any, int, int]],
+    *,
+    key: str,
+    damping: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, dict[Any, PowerIteration]]:
+    """:func:`scipy_power_iteration` on each graph's id range; all ranks in id order, and each graph's result."""
+    bounds = np.array([0, len(src)])
+    if len(graphs) > 1:
+        # Edges grouped by graph, in collected order within each (both ends of an edge are in one graph's range).
+        firsts = np.array([first for _, first, _ in graphs], dtype=np.int64)
+        graph_of_edge = np.searchsorted(firsts, src, side="right") - 1
+        order = np.argsort(graph_of_edge, kind="stable")
+        src, dst, weight = src[order], dst[order], weight[order]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(graph_of_edge, minlength=len(graphs)))])
+        del order, graph_of_edge
+    ranks = np.empty(len(trust))
+    solved: dict[Any, PowerIteration] = {}
+    for index, (value, first, count) in enumerate(graphs):
+        part = slice(bounds[index], bounds[index + 1])
+        graph_trust = trust[first:first + count]
+        if not graph_trust.sum() > 0:
+            where = "pagerank_local" if key == _KEY else f"pagerank_local({key}={value})"
+            raise ValueError(_zero_trust_message(where, float(graph_trust.sum())))
+        result = scipy_power_iteration(
+            src[part] - first, dst[part] - first, weight[part], graph_trust,
+            damping=damping, tol=tol, max_iter=max_iter,
+        )
+        ranks[first:first + count] = result.ranks
+        solved[value] = result
+    return ranks, solved
 
 
 def scipy_power_iteration(

@@ -361,8 +361,8 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
     """``engagement_edges`` and ``network_rank`` for consecutive dates.
 
     The edges of every date are built in one job and written in one commit;
-    PageRank then runs once per date (each date is its own graph) on the edges
-    as stored, and all ranks are checked and written in one commit.
+    PageRank then solves each date's graph (see :func:`_pagerank_by_date`) on
+    the edges as stored, and all ranks are checked and written in one commit.
     """
     dates = consecutive_dates(as_of_dates)
     first, last = dates[0], dates[-1]
@@ -703,8 +703,8 @@ def backfill(
     :func:`klout_spark.runs.committed_dates`), unless ``force``. The pending dates
     are cut into chunks of at most ``run.backfill_chunk_days`` consecutive days;
     per chunk, ``user_daily`` and the window features are computed once, the
-    edges and scores of all its dates in one job each, PageRank once per date,
-    and each table is replaced over the chunk in one commit, under the chunk's
+    edges and scores of all its dates in one job each, PageRank of all its
+    dates in one pass where the local path fits, and each table is replaced over the chunk in one commit, under the chunk's
     date locks. Chunks go in date order, so ``score_delta_7d`` sees the scores
     of 7 days before exactly as day-by-day runs would.
     """
