@@ -704,9 +704,10 @@ def backfill(
     are cut into chunks of at most ``run.backfill_chunk_days`` consecutive days;
     per chunk, ``user_daily`` and the window features are computed once, the
     edges and scores of all its dates in one job each, PageRank of all its
-    dates in one pass where the local path fits, and each table is replaced over the chunk in one commit, under the chunk's
-    date locks. Chunks go in date order, so ``score_delta_7d`` sees the scores
-    of 7 days before exactly as day-by-day runs would.
+    dates in one pass where the local path fits, and each table is replaced
+    over the chunk in one commit, under the chunk's date locks. Chunks go in
+    date order, so ``score_delta_7d`` sees the scores of 7 days before exactly
+    as day-by-day runs would.
     """
     if start > end:
         raise InputError(f"backfill: --start {start} is after --end {end}")
