@@ -60,21 +60,48 @@ def as_of_frame(spark: SparkSession, as_of_dates: Sequence[date]) -> DataFrame:
     return spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], schema)
 
 
+def _in_trailing_window(day: Column, window_days: int) -> Column:
+    """``day`` is an ``as_of`` whose trailing ``window_days`` window holds the row's ``event_date``."""
+    return (day >= F.col(C.EVENT_DATE)) & (day < F.date_add(F.col(C.EVENT_DATE), window_days))
+
+
 def events_by_as_of(events: DataFrame, as_of_dates: Sequence[date], *, window_days: int) -> DataFrame:
     """Each event once per ``as_of`` whose trailing ``window_days`` window holds it.
 
     Adds column ``as_of``: a row for every date ``as_of`` of ``as_of_dates`` with
     ``as_of - window_days < event_date <= as_of``. With one date this is
     :func:`events_between` plus a constant column, so the one-date (daily) and
-    the many-date (backfill) computations are the same code.
+    the many-date (backfill) computations are the same code. Each row explodes
+    its own list of dates (no join).
     """
     dates = sorted(set(as_of_dates))
-    spine = as_of_frame(events.sparkSession, dates)
-    in_window = (F.col(C.EVENT_DATE) <= F.col(C.AS_OF)) & (
-        F.col(C.EVENT_DATE) > F.date_sub(F.col(C.AS_OF), window_days)
+    every_date = F.array(*[F.lit(d) for d in dates])
+    return events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1]).withColumn(
+        C.AS_OF, F.explode(F.filter(every_date, lambda day: _in_trailing_window(day, window_days)))
     )
-    return events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1]).join(
-        F.broadcast(spine), on=in_window, how="inner"
+
+
+def events_by_genuine_as_of(
+    events: DataFrame, flags: DataFrame, as_of_dates: Sequence[date], *, window_days: int
+) -> DataFrame:
+    """:func:`events_by_as_of`, keeping only the dates on which the row's ``actor_id`` is a genuine engager.
+
+    ``flags`` holds ``as_of``, ``network``, ``user_id``, ``is_genuine``. The
+    same rows as expanding every event and then semi-joining the genuine
+    flags, but the join runs before the expansion, on one row per account
+    (its genuine dates as a list), not on every expanded row.
+    """
+    dates = sorted(set(as_of_dates))
+    genuine_dates = (
+        flags.filter(F.col(S.IS_GENUINE) & F.col(C.AS_OF).isin(dates))
+        .groupBy(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+        .agg(F.collect_list(C.AS_OF).alias("_genuine_dates"))
+    )
+    return (
+        events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
+        .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
+        .withColumn(C.AS_OF, F.explode(F.filter("_genuine_dates", lambda day: _in_trailing_window(day, window_days))))
+        .drop("_genuine_dates")
     )
 
 
@@ -344,63 +371,170 @@ def genuine_engagement_by_as_of(
 
     Notes
     -----
-    An engager's acts per day count whole days, so they do not depend on
-    ``as_of`` and are counted once before the per-``as_of`` expansion; the
-    mutual pairs are taken per ``as_of`` from its own 30-day window. The
-    decayed sum adds per-(day, acts that day) terms in that order (a sorted
-    array folded left), so its floating-point value does not depend on how
-    rows are partitioned: a backfill and a daily run give the same bits.
+    The dates are not expanded into rows: each row carries a vector with one
+    slot per date of ``as_of_dates`` (in order). The engagements are counted
+    per engager, author and day (with the engager's acts that whole day, which
+    do not depend on ``as_of``); each such row gets its vectors (did it fall in
+    the 30 days up to date *i* while its engager was genuine, its decayed
+    weight at date *i*), the vectors are combined per (author, engager) and
+    then per author, and only the result is exploded to one row per ``as_of``
+    (an author gets a row for a date when a genuine engager engaged it in the
+    90 days up to that date). So the work grows with the engagements, not with
+    the engagements times the dates. The mutual pairs are taken per ``as_of``
+    from its own 30-day window. The decayed sum adds its terms in one sorted
+    order (a sorted array folded left, zero terms of other dates adding
+    nothing), so its floating-point value does not depend on how rows are
+    partitioned or on which dates are computed together: a backfill and a
+    daily run give the same bits.
     """
     dates = sorted(set(as_of_dates))
-    engager_flags = flags.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID), S.IS_GENUINE)
+    every_date = F.array(*[F.lit(d) for d in dates])
+    slots = len(dates)
     all_engagements = events_between(
         events, start=dates[0] - timedelta(days=LONGEST_WINDOW - 1), end=dates[-1]
     ).filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
+    genuine_dates = (
+        flags.filter(F.col(S.IS_GENUINE) & F.col(C.AS_OF).isin(dates))
+        .groupBy(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+        .agg(F.collect_list(C.AS_OF).alias("_genuine_dates"))
+    )
+
+    def per_date(value) -> Column:
+        """A vector over ``dates``: ``value(day)`` for each date."""
+        return F.transform(every_date, value)
+
+    def genuine_within(days: int):
+        return lambda day: F.array_contains("_genuine_dates", day) & _in_trailing_window(day, days)
+
+    def as_count(flag: Column) -> Column:
+        return F.when(flag, 1).otherwise(0).cast("long")
+
+    pair = [C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID]
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
-    engagements = (
-        all_engagements.withColumn("_acts_that_day", F.count(F.lit(1)).over(engager_day))
-        .transform(events_by_as_of, dates, window_days=LONGEST_WINDOW)
-        .join(engager_flags, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="inner")
-        .filter(F.col(S.IS_GENUINE))
-    )
-    # (as_of, author, engager) where the author engaged the engager in the same 30 days
-    # (by anyone's flags: returning engagement is what pods do).
-    returned = (
-        all_engagements.select(C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_DATE)
-        .distinct()
-        .transform(events_by_as_of, dates, window_days=30)
-        .select(C.AS_OF, C.NETWORK, F.col(C.ACTOR_ID).alias(C.SUBJECT_ID), F.col(C.SUBJECT_ID).alias(C.ACTOR_ID))
-        .distinct()
-        .withColumn("_returned", F.lit(True))
-    )
-    in_30d = F.col(C.EVENT_DATE) > F.date_sub(F.col(C.AS_OF), 30)
-    amplifying = F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY)
-    resharing = F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE)
-    mutual = F.coalesce(F.col("_returned"), F.lit(False))
-    age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
-    keys = [C.AS_OF, C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID)]
-    per_account = (
-        engagements.join(returned, on=[C.AS_OF, C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID], how="left")
-        .groupBy(*keys)
+    pair_days = (
+        all_engagements.withColumn("_acts", F.count(F.lit(1)).over(engager_day))
+        .groupBy(*pair, C.EVENT_DATE, "_acts")
         .agg(
-            F.count_distinct(F.when(in_30d, F.col(C.ACTOR_ID))).alias(S.GENUINE_ENGAGERS_30D),
-            F.count_distinct(F.when(in_30d & mutual, F.col(C.ACTOR_ID))).alias(S.MUTUAL_ENGAGERS_30D),
-            F.count_distinct(F.when(in_30d & amplifying, F.col(C.PARENT_POST_ID))).alias(S.AMPLIFIED_POSTS_30D),
-            F.count(F.when(in_30d & resharing, 1)).alias(S.GENUINE_RESHARES_30D),
+            F.count(F.lit(1)).alias("_n"),
+            F.count(F.when(F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE), 1)).alias("_reshares"),
+        )
+        .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="left")
+        # An engager without flags is never genuine.
+        .withColumn("_genuine_dates", F.coalesce(F.col("_genuine_dates"), F.array().cast("array<date>")))
+    )
+    day_vectors = pair_days.select(
+        *pair,
+        C.EVENT_DATE,
+        "_acts",
+        "_n",
+        per_date(lambda day: as_count(genuine_within(30)(day))).alias("_genuine_30d"),
+        per_date(lambda day: F.when(genuine_within(30)(day), F.col("_reshares")).otherwise(0).cast("long")).alias(
+            "_reshares_30d"
+        ),
+        per_date(lambda day: as_count(_in_trailing_window(day, 30))).alias("_any_30d"),
+        per_date(
+            lambda day: F.when(
+                genuine_within(LONGEST_WINDOW)(day),
+                F.col("_n") * F.pow(F.lit(0.5), F.datediff(day, F.col(C.EVENT_DATE)) / half_life_days) / F.col("_acts"),
+            ).otherwise(0.0)
+        ).alias("_decayed"),
+    )
+    # One row per (author, engager): engaged in the 30 days up to each date while genuine? reshares;
+    # the engager's days with a decayed weight at some date ...
+    pairs = day_vectors.groupBy(*pair).agg(
+        _combined(F.col("_genuine_30d"), slots, _larger).alias("_genuine_30d"),
+        _combined(F.col("_reshares_30d"), slots, _plus).alias("_reshares_30d"),
+        _combined(F.col("_any_30d"), slots, _larger).alias("_any_30d"),
+        F.collect_list(
+            F.when(
+                F.exists("_decayed", lambda weight: weight > 0),
+                F.struct(C.EVENT_DATE, "_acts", "_n", "_decayed"),
+            )
+        ).alias("_days"),
+    )
+    # ... and did the author engage that engager in return in the same 30 days (by anyone's flags:
+    # returning engagement is what pods do)?
+    returned = pairs.select(
+        C.NETWORK,
+        F.col(C.ACTOR_ID).alias(C.SUBJECT_ID),
+        F.col(C.SUBJECT_ID).alias(C.ACTOR_ID),
+        F.col("_any_30d").alias("_returned_30d"),
+    )
+    mutual = F.zip_with(
+        "_genuine_30d",
+        F.coalesce(F.col("_returned_30d"), F.array_repeat(F.lit(0).cast("long"), slots)),
+        lambda engaged, engaged_back: engaged * engaged_back,
+    )
+    per_author = (
+        pairs.join(returned, on=pair, how="left")
+        .groupBy(C.NETWORK, C.SUBJECT_ID)
+        .agg(
+            _combined(F.col("_genuine_30d"), slots, _plus).alias("_engagers"),
+            _combined(mutual, slots, _plus).alias("_mutual"),
+            _combined(F.col("_reshares_30d"), slots, _plus).alias("_reshares"),
+            F.aggregate(
+                F.array_sort(F.flatten(F.collect_list("_days"))),
+                F.array_repeat(F.lit(0.0), slots),
+                lambda total, day: F.zip_with(total, day["_decayed"], _plus),
+            ).alias("_decayed"),
         )
     )
-    per_day = engagements.groupBy(*keys, age.alias("_age"), F.col("_acts_that_day").alias("_acts")).agg(
-        F.count(F.lit(1)).alias("_n")
+    # Distinct own posts amplified per date: a vector per (author, post), then counted per author.
+    amplified = (
+        all_engagements.filter(F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY))
+        .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
+        .groupBy(C.NETWORK, C.SUBJECT_ID, C.PARENT_POST_ID)
+        .agg(_combined(per_date(lambda day: as_count(genuine_within(30)(day))), slots, _larger).alias("_posts"))
+        .groupBy(C.NETWORK, C.SUBJECT_ID)
+        .agg(_combined(F.col("_posts"), slots, _plus).alias("_posts"))
     )
-    decayed = per_day.groupBy(C.AS_OF, C.NETWORK, C.USER_ID).agg(
-        F.aggregate(
-            F.array_sort(F.collect_list(F.struct(F.col("_age"), F.col("_acts"), F.col("_n")))),
-            F.lit(0.0),
-            lambda total, day: total
-            + day["_n"] * F.pow(F.lit(0.5), day["_age"] / half_life_days) / day["_acts"],
-        ).alias(S.GENUINE_ENGAGEMENTS_DECAYED)
+    slot = F.col("_slot")
+    each_date = F.explode(F.sequence(F.lit(0), F.lit(slots - 1))).alias("_slot")
+    amplified_by_date = (
+        amplified.select("*", each_date)
+        .filter(F.col("_posts")[slot] > 0)
+        .select(
+            every_date[slot].alias(C.AS_OF), C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID),
+            F.col("_posts")[slot].alias(S.AMPLIFIED_POSTS_30D),
+        )
     )
-    return per_account.join(decayed, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="inner")
+    return (
+        per_author.select("*", each_date)
+        # A term of the decayed sum is positive exactly when a genuine engagement is in the 90 days.
+        .filter(F.col("_decayed")[slot] > 0)
+        .select(
+            every_date[slot].alias(C.AS_OF),
+            C.NETWORK,
+            F.col(C.SUBJECT_ID).alias(C.USER_ID),
+            F.col("_engagers")[slot].alias(S.GENUINE_ENGAGERS_30D),
+            F.col("_mutual")[slot].alias(S.MUTUAL_ENGAGERS_30D),
+            F.col("_reshares")[slot].alias(S.GENUINE_RESHARES_30D),
+            F.col("_decayed")[slot].alias(S.GENUINE_ENGAGEMENTS_DECAYED),
+        )
+        .join(amplified_by_date, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+        .fillna(0, subset=[S.AMPLIFIED_POSTS_30D])
+        .select(
+            C.AS_OF, C.NETWORK, C.USER_ID, S.GENUINE_ENGAGERS_30D, S.MUTUAL_ENGAGERS_30D,
+            S.AMPLIFIED_POSTS_30D, S.GENUINE_RESHARES_30D, S.GENUINE_ENGAGEMENTS_DECAYED,
+        )
+    )
+
+
+def _plus(a: Column, b: Column) -> Column:
+    return a + b
+
+
+def _larger(a: Column, b: Column) -> Column:
+    return F.greatest(a, b)
+
+
+def _combined(vectors: Column, slots: int, merge) -> Column:
+    """Aggregate: the element-wise ``merge`` (:func:`_larger` or :func:`_plus`) of a group's long vectors."""
+    return F.aggregate(
+        F.collect_list(vectors),
+        F.array_repeat(F.lit(0).cast("long"), slots),
+        lambda total, vector: F.zip_with(total, vector, merge),
+    )
 
 
 def user_features(

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.errors import ConfigError
-from klout_spark.features import events_by_as_of, with_as_of
+from klout_spark.features import events_by_genuine_as_of, with_as_of
 
 # Node keys join network and user id, since user ids are unique only within a network.
 NODE_SEPARATOR = "\t"
@@ -99,11 +99,9 @@ def engagement_edges_by_as_of(
     # count, the same for every as_of whose window holds that day.
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
     daily_pairs = daily_pairs.withColumn("_acts_that_day", F.sum(C.INTERACTIONS).over(engager_day))
-    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
     age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
     weighted = (
-        events_by_as_of(daily_pairs, as_of_dates, window_days=window_days)
-        .join(genuine, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="left_semi")
+        events_by_genuine_as_of(daily_pairs, flags, as_of_dates, window_days=window_days)
         .withColumn(
             C.WEIGHT,
             F.col(C.INTERACTIONS) * F.col("_type_weight") * F.pow(F.lit(0.5), age / half_life_days)

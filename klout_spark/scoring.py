@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.calibration import SUB_SCORES, Calibration, combined_subscores
-from klout_spark.features import events_by_as_of, genuine, is_engagement, with_as_of
+from klout_spark.features import events_by_as_of, events_by_genuine_as_of, genuine, is_engagement, with_as_of
 
 
 def clamp_0_100(value: Column) -> Column:
@@ -259,12 +259,10 @@ def _genuine_engagements_on_posts(events: DataFrame, flags: DataFrame, as_of_dat
 
     One row per engagement and ``as_of`` whose trailing ``window_days`` hold it.
     """
-    genuine = flags.filter(F.col(S.IS_GENUINE)).select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
     return (
         events.filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
         .filter(F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID))
-        .transform(events_by_as_of, as_of_dates, window_days=window_days)
-        .join(genuine, on=[C.AS_OF, C.NETWORK, C.ACTOR_ID], how="left_semi")
+        .transform(events_by_genuine_as_of, flags, as_of_dates, window_days=window_days)
     )
 
 
