@@ -18,9 +18,12 @@ from pyspark.sql import types as T
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
+from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
 from klout_spark.errors import InputError, require_columns
 
 LONGEST_WINDOW = max(S.FEATURE_WINDOWS)
+# Column of the dates an engager is genuine on (see genuine_dates_by_engager).
+GENUINE_DATES = "_genuine_dates"
 
 
 EPOCH = date(1970, 1, 1)
@@ -60,48 +63,41 @@ def as_of_frame(spark: SparkSession, as_of_dates: Sequence[date]) -> DataFrame:
     return spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], schema)
 
 
-def _in_trailing_window(day: Column, window_days: int) -> Column:
-    """``day`` is an ``as_of`` whose trailing ``window_days`` window holds the row's ``event_date``."""
-    return (day >= F.col(C.EVENT_DATE)) & (day < F.date_add(F.col(C.EVENT_DATE), window_days))
-
-
-def events_by_as_of(events: DataFrame, as_of_dates: Sequence[date], *, window_days: int) -> DataFrame:
-    """Each event once per ``as_of`` whose trailing ``window_days`` window holds it.
-
-    Adds column ``as_of``: a row for every date ``as_of`` of ``as_of_dates`` with
-    ``as_of - window_days < event_date <= as_of``. With one date this is
-    :func:`events_between` plus a constant column, so the one-date (daily) and
-    the many-date (backfill) computations are the same code. Each row explodes
-    its own list of dates (no join).
-    """
-    dates = sorted(set(as_of_dates))
-    every_date = F.array(*[F.lit(d) for d in dates])
-    return events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1]).withColumn(
-        C.AS_OF, F.explode(F.filter(every_date, lambda day: _in_trailing_window(day, window_days)))
-    )
+def in_trailing_window(as_of: Column, day: Column, window_days: int) -> Column:
+    """``as_of``'s trailing ``window_days`` window holds ``day``: ``as_of - window_days < day <= as_of``."""
+    return (as_of >= day) & (as_of < F.date_add(day, window_days))
 
 
 def events_by_genuine_as_of(
     events: DataFrame, flags: DataFrame, as_of_dates: Sequence[date], *, window_days: int
 ) -> DataFrame:
-    """:func:`events_by_as_of`, keeping only the dates on which the row's ``actor_id`` is a genuine engager.
+    """Each event once per ``as_of`` whose trailing ``window_days`` window holds it and on which its engager is genuine.
 
-    ``flags`` holds ``as_of``, ``network``, ``user_id``, ``is_genuine``. The
-    same rows as expanding every event and then semi-joining the genuine
-    flags, but the join runs before the expansion, on one row per account
-    (its genuine dates as a list), not on every expanded row.
+    Adds column ``as_of``: a date of ``as_of_dates`` with ``as_of -
+    window_days < event_date <= as_of`` on which the row's ``actor_id`` is
+    genuine (``flags``: ``as_of``, ``network``, ``user_id``, ``is_genuine``).
+    The flags are joined before the expansion, as one row per account (its
+    genuine dates as a list), not on every expanded row.
     """
     dates = sorted(set(as_of_dates))
-    genuine_dates = (
-        flags.filter(F.col(S.IS_GENUINE) & F.col(C.AS_OF).isin(dates))
-        .groupBy(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
-        .agg(F.collect_list(C.AS_OF).alias("_genuine_dates"))
-    )
     return (
         events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
-        .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
-        .withColumn(C.AS_OF, F.explode(F.filter("_genuine_dates", lambda day: _in_trailing_window(day, window_days))))
-        .drop("_genuine_dates")
+        .join(genuine_dates_by_engager(flags, dates), on=[C.NETWORK, C.ACTOR_ID], how="inner")
+        .withColumn(C.AS_OF, F.explode(F.filter(GENUINE_DATES, lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), window_days))))
+        .drop(GENUINE_DATES)
+    )
+
+
+def genuine_dates_by_engager(flags: DataFrame, as_of_dates: Sequence[date]) -> DataFrame:
+    """``network``, ``actor_id`` and the list of dates of ``as_of_dates`` on which that account is genuine.
+
+    One row per account genuine on at least one of the dates (``flags`` as in
+    :func:`events_by_genuine_as_of`).
+    """
+    return (
+        flags.filter(F.col(S.IS_GENUINE) & F.col(C.AS_OF).isin(sorted(set(as_of_dates))))
+        .groupBy(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
+        .agg(F.collect_list(C.AS_OF).alias(GENUINE_DATES))
     )
 
 
@@ -387,27 +383,15 @@ def genuine_engagement_by_as_of(
     partitioned or on which dates are computed together: a backfill and a
     daily run give the same bits.
     """
-    dates = sorted(set(as_of_dates))
-    every_date = F.array(*[F.lit(d) for d in dates])
-    slots = len(dates)
+    vectors = DateVectors(as_of_dates)
+    dates = vectors.dates
     all_engagements = events_between(
         events, start=dates[0] - timedelta(days=LONGEST_WINDOW - 1), end=dates[-1]
     ).filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
-    genuine_dates = (
-        flags.filter(F.col(S.IS_GENUINE) & F.col(C.AS_OF).isin(dates))
-        .groupBy(C.NETWORK, F.col(C.USER_ID).alias(C.ACTOR_ID))
-        .agg(F.collect_list(C.AS_OF).alias("_genuine_dates"))
-    )
-
-    def per_date(value) -> Column:
-        """A vector over ``dates``: ``value(day)`` for each date."""
-        return F.transform(every_date, value)
+    genuine_dates = genuine_dates_by_engager(flags, dates)
 
     def genuine_within(days: int):
-        return lambda day: F.array_contains("_genuine_dates", day) & _in_trailing_window(day, days)
-
-    def as_count(flag: Column) -> Column:
-        return F.when(flag, 1).otherwise(0).cast("long")
+        return lambda day: F.array_contains(GENUINE_DATES, day) & in_trailing_window(day, F.col(C.EVENT_DATE), days)
 
     pair = [C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID]
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
@@ -420,19 +404,19 @@ def genuine_engagement_by_as_of(
         )
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="left")
         # An engager without flags is never genuine.
-        .withColumn("_genuine_dates", F.coalesce(F.col("_genuine_dates"), F.array().cast("array<date>")))
+        .withColumn(GENUINE_DATES, F.coalesce(F.col(GENUINE_DATES), F.array().cast("array<date>")))
     )
     day_vectors = pair_days.select(
         *pair,
         C.EVENT_DATE,
         "_acts",
         "_n",
-        per_date(lambda day: as_count(genuine_within(30)(day))).alias("_genuine_30d"),
-        per_date(lambda day: F.when(genuine_within(30)(day), F.col("_reshares")).otherwise(0).cast("long")).alias(
-            "_reshares_30d"
-        ),
-        per_date(lambda day: as_count(_in_trailing_window(day, 30))).alias("_any_30d"),
-        per_date(
+        vectors.counts(genuine_within(30)).alias("_genuine_30d"),
+        vectors.per_date(
+            lambda day: F.when(genuine_within(30)(day), F.col("_reshares")).otherwise(0).cast("long")
+        ).alias("_reshares_30d"),
+        vectors.counts(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), 30)).alias("_any_30d"),
+        vectors.per_date(
             lambda day: F.when(
                 genuine_within(LONGEST_WINDOW)(day),
                 F.col("_n") * F.pow(F.lit(0.5), F.datediff(day, F.col(C.EVENT_DATE)) / half_life_days) / F.col("_acts"),
@@ -442,9 +426,9 @@ def genuine_engagement_by_as_of(
     # One row per (author, engager): engaged in the 30 days up to each date while genuine? reshares;
     # the engager's days with a decayed weight at some date ...
     pairs = day_vectors.groupBy(*pair).agg(
-        _combined(F.col("_genuine_30d"), slots, _larger).alias("_genuine_30d"),
-        _combined(F.col("_reshares_30d"), slots, _plus).alias("_reshares_30d"),
-        _combined(F.col("_any_30d"), slots, _larger).alias("_any_30d"),
+        vectors.combined(F.col("_genuine_30d"), larger).alias("_genuine_30d"),
+        vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares_30d"),
+        vectors.combined(F.col("_any_30d"), larger).alias("_any_30d"),
         F.collect_list(
             F.when(
                 F.exists("_decayed", lambda weight: weight > 0),
@@ -462,20 +446,20 @@ def genuine_engagement_by_as_of(
     )
     mutual = F.zip_with(
         "_genuine_30d",
-        F.coalesce(F.col("_returned_30d"), F.array_repeat(F.lit(0).cast("long"), slots)),
+        F.coalesce(F.col("_returned_30d"), F.array_repeat(F.lit(0).cast("long"), vectors.slots)),
         lambda engaged, engaged_back: engaged * engaged_back,
     )
     per_author = (
         pairs.join(returned, on=pair, how="left")
         .groupBy(C.NETWORK, C.SUBJECT_ID)
         .agg(
-            _combined(F.col("_genuine_30d"), slots, _plus).alias("_engagers"),
-            _combined(mutual, slots, _plus).alias("_mutual"),
-            _combined(F.col("_reshares_30d"), slots, _plus).alias("_reshares"),
+            vectors.combined(F.col("_genuine_30d"), plus).alias("_engagers"),
+            vectors.combined(mutual, plus).alias("_mutual"),
+            vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares"),
             F.aggregate(
                 F.array_sort(F.flatten(F.collect_list("_days"))),
-                F.array_repeat(F.lit(0.0), slots),
-                lambda total, day: F.zip_with(total, day["_decayed"], _plus),
+                F.array_repeat(F.lit(0.0), vectors.slots),
+                lambda total, day: F.zip_with(total, day["_decayed"], plus),
             ).alias("_decayed"),
         )
     )
@@ -484,56 +468,37 @@ def genuine_engagement_by_as_of(
         all_engagements.filter(F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY))
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
         .groupBy(C.NETWORK, C.SUBJECT_ID, C.PARENT_POST_ID)
-        .agg(_combined(per_date(lambda day: as_count(genuine_within(30)(day))), slots, _larger).alias("_posts"))
+        .agg(vectors.combined(vectors.counts(genuine_within(30)), larger).alias("_posts"))
         .groupBy(C.NETWORK, C.SUBJECT_ID)
-        .agg(_combined(F.col("_posts"), slots, _plus).alias("_posts"))
-    )
-    slot = F.col("_slot")
-    each_date = F.explode(F.sequence(F.lit(0), F.lit(slots - 1))).alias("_slot")
-    amplified_by_date = (
-        amplified.select("*", each_date)
-        .filter(F.col("_posts")[slot] > 0)
+        .agg(vectors.combined(F.col("_posts"), plus).alias("_posts"))
+        .select("*", vectors.explode())
+        .filter(at_slot("_posts") > 0)
         .select(
-            every_date[slot].alias(C.AS_OF), C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID),
-            F.col("_posts")[slot].alias(S.AMPLIFIED_POSTS_30D),
+            vectors.as_of(), C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID),
+            at_slot("_posts").alias(S.AMPLIFIED_POSTS_30D),
         )
     )
     return (
-        per_author.select("*", each_date)
+        per_author.select("*", vectors.explode())
         # A term of the decayed sum is positive exactly when a genuine engagement is in the 90 days.
-        .filter(F.col("_decayed")[slot] > 0)
+        .filter(at_slot("_decayed") > 0)
         .select(
-            every_date[slot].alias(C.AS_OF),
+            vectors.as_of(),
             C.NETWORK,
             F.col(C.SUBJECT_ID).alias(C.USER_ID),
-            F.col("_engagers")[slot].alias(S.GENUINE_ENGAGERS_30D),
-            F.col("_mutual")[slot].alias(S.MUTUAL_ENGAGERS_30D),
-            F.col("_reshares")[slot].alias(S.GENUINE_RESHARES_30D),
-            F.col("_decayed")[slot].alias(S.GENUINE_ENGAGEMENTS_DECAYED),
+            at_slot("_engagers").alias(S.GENUINE_ENGAGERS_30D),
+            at_slot("_mutual").alias(S.MUTUAL_ENGAGERS_30D),
+            at_slot("_reshares").alias(S.GENUINE_RESHARES_30D),
+            at_slot("_decayed").alias(S.GENUINE_ENGAGEMENTS_DECAYED),
         )
-        .join(amplified_by_date, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+        # Joined after the explode: a vector column out of an outer join hit a null-pointer
+        # error in Spark's generated code.
+        .join(amplified, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
         .fillna(0, subset=[S.AMPLIFIED_POSTS_30D])
         .select(
             C.AS_OF, C.NETWORK, C.USER_ID, S.GENUINE_ENGAGERS_30D, S.MUTUAL_ENGAGERS_30D,
             S.AMPLIFIED_POSTS_30D, S.GENUINE_RESHARES_30D, S.GENUINE_ENGAGEMENTS_DECAYED,
         )
-    )
-
-
-def _plus(a: Column, b: Column) -> Column:
-    return a + b
-
-
-def _larger(a: Column, b: Column) -> Column:
-    return F.greatest(a, b)
-
-
-def _combined(vectors: Column, slots: int, merge) -> Column:
-    """Aggregate: the element-wise ``merge`` (:func:`_larger` or :func:`_plus`) of a group's long vectors."""
-    return F.aggregate(
-        F.collect_list(vectors),
-        F.array_repeat(F.lit(0).cast("long"), slots),
-        lambda total, vector: F.zip_with(total, vector, merge),
     )
 
 

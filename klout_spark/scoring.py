@@ -27,7 +27,7 @@ account's activity moves.
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -35,7 +35,16 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.calibration import SUB_SCORES, Calibration, combined_subscores
-from klout_spark.features import events_by_as_of, events_by_genuine_as_of, genuine, is_engagement, with_as_of
+from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
+from klout_spark.features import (
+    GENUINE_DATES,
+    events_between,
+    genuine,
+    genuine_dates_by_engager,
+    in_trailing_window,
+    is_engagement,
+    with_as_of,
+)
 
 
 def clamp_0_100(value: Column) -> Column:
@@ -254,15 +263,28 @@ def with_score_delta_7d(scores: DataFrame, history: DataFrame) -> DataFrame:
     )
 
 
-def _genuine_engagements_on_posts(events: DataFrame, flags: DataFrame, as_of_dates, *, window_days: int) -> DataFrame:
-    """Engagements with a post (``parent_post_id``) by engagers genuine as of each date, not by the author.
+def _genuine_engagements_on_posts(
+    events: DataFrame, flags: DataFrame, vectors: DateVectors, *, window_days: int
+) -> DataFrame:
+    """Engagements with each post by engagers genuine as of each date (not by its author), as vectors.
 
-    One row per engagement and ``as_of`` whose trailing ``window_days`` hold it.
+    One row per ``network``, post (``parent_post_id``), author (``subject_id``)
+    and engager (``actor_id``), with ``_engagements``: a long vector over the
+    dates of ``vectors``, the engager's engagements with the post in the
+    trailing ``window_days`` of each date while genuine on that date.
     """
+    dates = vectors.dates
+    genuine_dates = genuine_dates_by_engager(flags, dates)
     return (
-        events.filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
+        events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
+        .filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
         .filter(F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID))
-        .transform(events_by_genuine_as_of, flags, as_of_dates, window_days=window_days)
+        .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
+        .withColumn("_engagements", vectors.counts(
+            lambda day: F.array_contains(GENUINE_DATES, day) & in_trailing_window(day, F.col(C.EVENT_DATE), window_days)
+        ))
+        .groupBy(C.NETWORK, C.PARENT_POST_ID, C.SUBJECT_ID, C.ACTOR_ID)
+        .agg(vectors.combined(F.col("_engagements"), plus).alias("_engagements"))
     )
 
 
@@ -296,25 +318,53 @@ def score_topics_by_as_of(
 
     Returns ``SCORE_TOPICS_SCHEMA`` columns.
     """
+    vectors = DateVectors(as_of_dates)
+    dates = vectors.dates
     posts = (
-        events.filter(F.col(C.EVENT_TYPE).isin(list(S.AUTHORED_TYPES)) & F.col(C.POST_ID).isNotNull())
-        .transform(events_by_as_of, as_of_dates, window_days=window_days)
+        events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
+        .filter(F.col(C.EVENT_TYPE).isin(list(S.AUTHORED_TYPES)) & F.col(C.POST_ID).isNotNull())
         .select(
-            C.AS_OF,
             C.NETWORK,
             F.col(C.ACTOR_ID).alias(C.USER_ID),
             C.POST_ID,
+            F.col(C.EVENT_DATE).alias("_posted"),
             F.explode(F.array_distinct(C.HASHTAGS)).alias(C.TOPIC),
         )
         .filter(F.length(C.TOPIC) > 0)
+        .withColumn(
+            "_post_in_window",
+            vectors.counts(lambda day: in_trailing_window(day, F.col("_posted"), window_days)),
+        )
     )
-    engaged = _genuine_engagements_on_posts(events, flags, as_of_dates, window_days=window_days).select(
-        C.AS_OF, C.NETWORK, F.col(C.PARENT_POST_ID).alias(C.POST_ID), C.ACTOR_ID
+    engaged = _genuine_engagements_on_posts(events, flags, vectors, window_days=window_days).select(
+        C.NETWORK, F.col(C.PARENT_POST_ID).alias(C.POST_ID), C.ACTOR_ID, "_engagements"
     )
-    evidence = posts.join(engaged, on=[C.AS_OF, C.NETWORK, C.POST_ID], how="inner")
-    per_topic = evidence.groupBy(C.AS_OF, C.NETWORK, C.USER_ID, C.TOPIC).agg(
-        F.count_distinct(C.POST_ID).alias(C.TOPIC_POSTS),
-        F.count_distinct(C.ACTOR_ID).alias(C.TOPIC_ENGAGERS),
+    # Per (post, topic, engager): at each date, both the post and a genuine engagement with it in the window?
+    evidence = posts.join(engaged, on=[C.NETWORK, C.POST_ID], how="inner").select(
+        C.NETWORK, C.USER_ID, C.TOPIC, C.POST_ID, C.ACTOR_ID,
+        F.zip_with(
+            "_post_in_window", "_engagements", lambda post, engagements: F.when(engagements > 0, post).otherwise(0)
+        ).alias("_evidence"),
+    )
+    topic = [C.NETWORK, C.USER_ID, C.TOPIC]
+
+    def distinct_per_topic(column: str, alias: str) -> DataFrame:
+        return (
+            evidence.groupBy(*topic, column)
+            .agg(vectors.combined(F.col("_evidence"), larger).alias("_evidence"))
+            .groupBy(*topic)
+            .agg(vectors.combined(F.col("_evidence"), plus).alias(alias))
+        )
+
+    per_topic = (
+        distinct_per_topic(C.POST_ID, "_posts")
+        .join(distinct_per_topic(C.ACTOR_ID, "_engagers"), on=topic, how="inner")
+        .select("*", vectors.explode())
+        .filter(at_slot("_posts") > 0)
+        .select(
+            vectors.as_of(), *topic,
+            at_slot("_posts").alias(C.TOPIC_POSTS), at_slot("_engagers").alias(C.TOPIC_ENGAGERS),
+        )
     )
     strongest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID).orderBy(
         F.col(C.TOPIC_SCORE).desc(), F.col(C.TOPIC)
@@ -379,14 +429,20 @@ def score_explain_by_as_of(
         F.col(C.SRC).alias(C.CONTRIBUTOR_ID),
         (F.col("flow") / inflow_total).alias(C.CONTRIBUTION),
     )
+    vectors = DateVectors(as_of_dates)
     posts = (
-        _genuine_engagements_on_posts(events, flags, as_of_dates, window_days=30)
-        .filter(is_engagement(F.col(C.EVENT_TYPE)))
-        .groupBy(
-            C.AS_OF, C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), F.col(C.PARENT_POST_ID).alias(C.CONTRIBUTOR_ID)
+        _genuine_engagements_on_posts(
+            events.filter(is_engagement(F.col(C.EVENT_TYPE))), flags, vectors, window_days=30
         )
-        .agg(F.count(F.lit(1)).cast("double").alias(C.CONTRIBUTION))
-        .withColumn(C.CONTRIBUTOR_KIND, F.lit("post"))
+        .groupBy(C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), F.col(C.PARENT_POST_ID).alias(C.CONTRIBUTOR_ID))
+        .agg(vectors.combined(F.col("_engagements"), plus).alias("_engagements"))
+        .select("*", vectors.explode())
+        .filter(at_slot("_engagements") > 0)
+        .select(
+            vectors.as_of(), C.NETWORK, C.USER_ID, C.CONTRIBUTOR_ID,
+            at_slot("_engagements").cast("double").alias(C.CONTRIBUTION),
+            F.lit("post").alias(C.CONTRIBUTOR_KIND),
+        )
     )
     largest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND).orderBy(
         F.col(C.CONTRIBUTION).desc(), F.col(C.CONTRIBUTOR_ID)

@@ -71,18 +71,6 @@ def test_one_pass_computes_many_as_of_dates_point_in_time(spark):
     assert got == {AS_OF: 5.0, week_ago: 6.0}
 
 
-def test_events_expand_to_each_as_of_whose_window_holds_them(spark):
-    dates = [days_ago(2), days_ago(1), AS_OF]
-    events = events_df(spark, [
-        event("e_old", S.LIKE, "h1", "a", day=days_ago(4)),   # in the 3-day window of days_ago(2) only
-        event("e_mid", S.LIKE, "h1", "a", day=days_ago(1)),   # days_ago(1) and AS_OF
-        event("e_new", S.LIKE, "h2", "a", day=AS_OF),         # AS_OF only
-        event("e_far", S.LIKE, "h2", "a", day=days_ago(9)),   # in no window
-    ])
-    got = sorted((r.event_id, r.as_of) for r in features.events_by_as_of(events, dates, window_days=3).collect())
-    assert got == [("e_mid", days_ago(1)), ("e_mid", AS_OF), ("e_new", AS_OF), ("e_old", days_ago(2))]
-
-
 def test_events_by_genuine_as_of_keeps_the_dates_the_engager_is_genuine(spark):
     dates = [days_ago(1), AS_OF]
     events = events_df(spark, [

@@ -1,0 +1,67 @@
+"""Per-date vectors: one row carries a value for each ``as_of`` of a multi-date pass.
+
+Counting something per ``as_of`` over trailing windows could copy each row
+into every ``as_of`` whose window holds it, then group: the rows grow with
+the number of dates. Instead a row carries a vector with one slot per date
+(the dates sorted), vectors are combined element-wise when rows are grouped,
+and only the final result is exploded to one row per date. With one date the
+vectors have one slot, so a daily run and a backfill run the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from klout_spark import columns as C
+
+SLOT = "_slot"
+
+
+class DateVectors:
+    """Helpers for vectors over the sorted distinct ``as_of_dates``."""
+
+    def __init__(self, as_of_dates: Sequence[date]) -> None:
+        self.dates = sorted(set(as_of_dates))
+        self.slots = len(self.dates)
+        self.every_date = F.array(*[F.lit(d) for d in self.dates])
+
+    def per_date(self, value: Callable[[Column], Column]) -> Column:
+        """A vector: ``value(as_of)`` for each date."""
+        return F.transform(self.every_date, value)
+
+    def counts(self, flag: Callable[[Column], Column]) -> Column:
+        """A long vector: 1 where ``flag(as_of)`` holds, else 0."""
+        return self.per_date(lambda day: F.when(flag(day), 1).otherwise(0).cast("long"))
+
+    def combined(self, vectors: Column, merge: Callable[[Column, Column], Column]) -> Column:
+        """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's long vectors."""
+        return F.aggregate(
+            F.collect_list(vectors),
+            F.array_repeat(F.lit(0).cast("long"), self.slots),
+            lambda total, vector: F.zip_with(total, vector, merge),
+        )
+
+    def explode(self) -> Column:
+        """A generator column: one row per slot (column ``_slot``); pair with :meth:`as_of`."""
+        return F.explode(F.sequence(F.lit(0), F.lit(self.slots - 1))).alias(SLOT)
+
+    def as_of(self) -> Column:
+        """The date of the row's ``_slot``, as column ``as_of``."""
+        return self.every_date[F.col(SLOT)].alias(C.AS_OF)
+
+
+def at_slot(vector: str) -> Column:
+    """The value of column ``vector`` at the row's ``_slot``."""
+    return F.col(vector)[F.col(SLOT)]
+
+
+def plus(a: Column, b: Column) -> Column:
+    return a + b
+
+
+def larger(a: Column, b: Column) -> Column:
+    return F.greatest(a, b)
