@@ -37,11 +37,15 @@ class DateVectors:
         """A long vector: 1 where ``flag(as_of)`` holds, else 0."""
         return self.per_date(lambda day: F.when(flag(day), 1).otherwise(0).cast("long"))
 
+    def zeros(self, dtype: str = "long") -> Column:
+        """A vector of zeros of type ``dtype`` (``long`` or ``double``)."""
+        return F.array_repeat(F.lit(0).cast(dtype), self.slots)
+
     def combined(self, vectors: Column, merge: Callable[[Column, Column], Column]) -> Column:
         """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's long vectors."""
         return F.aggregate(
             F.collect_list(vectors),
-            F.array_repeat(F.lit(0).cast("long"), self.slots),
+            self.zeros(),
             lambda total, vector: F.zip_with(total, vector, merge),
         )
 

@@ -446,7 +446,7 @@ def genuine_engagement_by_as_of(
     )
     mutual = F.zip_with(
         "_genuine_30d",
-        F.coalesce(F.col("_returned_30d"), F.array_repeat(F.lit(0).cast("long"), vectors.slots)),
+        F.coalesce(F.col("_returned_30d"), vectors.zeros()),
         lambda engaged, engaged_back: engaged * engaged_back,
     )
     per_author = (
@@ -458,7 +458,7 @@ def genuine_engagement_by_as_of(
             vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares"),
             F.aggregate(
                 F.array_sort(F.flatten(F.collect_list("_days"))),
-                F.array_repeat(F.lit(0.0), vectors.slots),
+                vectors.zeros("double"),
                 lambda total, day: F.zip_with(total, day["_decayed"], plus),
             ).alias("_decayed"),
         )
