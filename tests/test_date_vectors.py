@@ -1,0 +1,30 @@
+"""Per-date vectors: combined in groups, exploded to one row per date."""
+
+from pyspark.sql import functions as F
+
+from klout_spark import columns as C
+from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
+from tests.factories import AS_OF, days_ago
+
+
+def test_vectors_combine_per_group_and_explode_to_one_row_per_date(spark):
+    vectors = DateVectors([AS_OF, days_ago(2), days_ago(1), AS_OF])  # sorted, duplicates dropped
+    assert vectors.dates == [days_ago(2), days_ago(1), AS_OF] and vectors.slots == 3
+    rows = spark.createDataFrame(
+        [("a", days_ago(2)), ("a", days_ago(2)), ("a", AS_OF), ("b", days_ago(1))], f"key string, {C.EVENT_DATE} date"
+    )
+    # 1 on the dates from the row's day on (a window of 2 days).
+    in_window = vectors.counts(lambda day: (day >= F.col(C.EVENT_DATE)) & (day < F.date_add(F.col(C.EVENT_DATE), 2)))
+    combined = rows.groupBy("key").agg(
+        vectors.combined(in_window, plus).alias("total"), vectors.combined(in_window, larger).alias("any")
+    )
+    got = {
+        (r.key, r.as_of): (r.total, r.any)
+        for r in combined.select("*", vectors.explode())
+        .select("key", vectors.as_of(), at_slot("total").alias("total"), at_slot("any").alias("any"))
+        .collect()
+    }
+    assert got == {
+        ("a", days_ago(2)): (2, 1), ("a", days_ago(1)): (2, 1), ("a", AS_OF): (1, 1),
+        ("b", days_ago(2)): (0, 0), ("b", days_ago(1)): (1, 1), ("b", AS_OF): (1, 1),
+    }
