@@ -68,10 +68,18 @@ def in_trailing_window(as_of: Column, day: Column, window_days: int) -> Column:
     return (as_of >= day) & (as_of < F.date_add(day, window_days))
 
 
+def genuine_in_window(as_of: Column, window_days: int) -> Column:
+    """On ``as_of`` the row's engager is genuine (its ``_genuine_dates`` hold it) and its ``event_date`` in the window.
+
+    For rows joined to :func:`genuine_dates_by_engager`.
+    """
+    return F.array_contains(GENUINE_DATES, as_of) & in_trailing_window(as_of, F.col(C.EVENT_DATE), window_days)
+
+
 def events_by_genuine_as_of(
     events: DataFrame, flags: DataFrame, as_of_dates: Sequence[date], *, window_days: int
 ) -> DataFrame:
-    """Each event once per ``as_of`` whose trailing ``window_days`` window holds it and on which its engager is genuine.
+    """Each event once per ``as_of`` whose trailing window holds it, on the dates its engager is genuine.
 
     Adds column ``as_of``: a date of ``as_of_dates`` with ``as_of -
     window_days < event_date <= as_of`` on which the row's ``actor_id`` is
@@ -83,7 +91,10 @@ def events_by_genuine_as_of(
     return (
         events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
         .join(genuine_dates_by_engager(flags, dates), on=[C.NETWORK, C.ACTOR_ID], how="inner")
-        .withColumn(C.AS_OF, F.explode(F.filter(GENUINE_DATES, lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), window_days))))
+        .withColumn(
+            C.AS_OF,
+            F.explode(F.filter(GENUINE_DATES, lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), window_days))),
+        )
         .drop(GENUINE_DATES)
     )
 
@@ -391,7 +402,7 @@ def genuine_engagement_by_as_of(
     genuine_dates = genuine_dates_by_engager(flags, dates)
 
     def genuine_within(days: int):
-        return lambda day: F.array_contains(GENUINE_DATES, day) & in_trailing_window(day, F.col(C.EVENT_DATE), days)
+        return lambda day: genuine_in_window(day, days)
 
     pair = [C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID]
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)

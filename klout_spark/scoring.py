@@ -37,10 +37,10 @@ from klout_spark import schemas as S
 from klout_spark.calibration import SUB_SCORES, Calibration, combined_subscores
 from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
 from klout_spark.features import (
-    GENUINE_DATES,
     events_between,
     genuine,
     genuine_dates_by_engager,
+    genuine_in_window,
     in_trailing_window,
     is_engagement,
     with_as_of,
@@ -280,9 +280,7 @@ def _genuine_engagements_on_posts(
         .filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
         .filter(F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID))
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
-        .withColumn("_engagements", vectors.counts(
-            lambda day: F.array_contains(GENUINE_DATES, day) & in_trailing_window(day, F.col(C.EVENT_DATE), window_days)
-        ))
+        .withColumn("_engagements", vectors.counts(lambda day: genuine_in_window(day, window_days)))
         .groupBy(C.NETWORK, C.PARENT_POST_ID, C.SUBJECT_ID, C.ACTOR_ID)
         .agg(vectors.combined(F.col("_engagements"), plus).alias("_engagements"))
     )
