@@ -44,6 +44,8 @@ def default_conf_dir() -> Path:
         return DEFAULT_CONF_DIR
     return Path.cwd() / "conf"
 ENVIRONMENTS = ("local", "cluster")
+# Longest backfill pass: its engagement rows carry a vector with a slot per date (klout_spark.date_vectors).
+MAX_BACKFILL_CHUNK_DAYS = 92
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,11 @@ class RunSettings:
     def __post_init__(self) -> None:
         _require_positive("run.lock_ttl_minutes", self.lock_ttl_minutes)
         _require_positive("run.backfill_chunk_days", self.backfill_chunk_days)
+        if self.backfill_chunk_days > MAX_BACKFILL_CHUNK_DAYS:
+            raise ConfigError(
+                f"run.backfill_chunk_days must be at most {MAX_BACKFILL_CHUNK_DAYS}, got {self.backfill_chunk_days}: "
+                "a pass carries one slot per date of the chunk in every engagement row, so memory grows with it"
+            )
 
 
 @dataclass(frozen=True)

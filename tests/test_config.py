@@ -68,6 +68,7 @@ def test_missing_key_is_an_error_naming_the_key(tmp_path):
         ("score.topic_min_posts=1", "one post never makes a topic"),
         ("propagate.type_weights.poke=1", "unknown event types"),
         ("validate.min_event_date=yesterday", "validate.min_event_date must be a date"),
+        ("run.backfill_chunk_days=93", "run.backfill_chunk_days must be at most 92"),
         ("nonsense", "--set expects key=value"),
     ],
 )
