@@ -401,9 +401,6 @@ def genuine_engagement_by_as_of(
     ).filter(is_engagement(F.col(C.EVENT_TYPE)) & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
     genuine_dates = genuine_dates_by_engager(flags, dates)
 
-    def genuine_within(days: int):
-        return lambda day: genuine_in_window(day, days)
-
     pair = [C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID]
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
     pair_days = (
@@ -422,14 +419,14 @@ def genuine_engagement_by_as_of(
         C.EVENT_DATE,
         "_acts",
         "_n",
-        vectors.counts(genuine_within(30)).alias("_genuine_30d"),
+        vectors.counts(lambda day: genuine_in_window(day, 30)).alias("_genuine_30d"),
         vectors.per_date(
-            lambda day: F.when(genuine_within(30)(day), F.col("_reshares")).otherwise(0).cast("long")
+            lambda day: F.when(genuine_in_window(day, 30), F.col("_reshares")).otherwise(0).cast("long")
         ).alias("_reshares_30d"),
         vectors.counts(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), 30)).alias("_any_30d"),
         vectors.per_date(
             lambda day: F.when(
-                genuine_within(LONGEST_WINDOW)(day),
+                genuine_in_window(day, LONGEST_WINDOW),
                 F.col("_n") * F.pow(F.lit(0.5), F.datediff(day, F.col(C.EVENT_DATE)) / half_life_days) / F.col("_acts"),
             ).otherwise(0.0)
         ).alias("_decayed"),
@@ -479,7 +476,7 @@ def genuine_engagement_by_as_of(
         all_engagements.filter(F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY))
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
         .groupBy(C.NETWORK, C.SUBJECT_ID, C.PARENT_POST_ID)
-        .agg(vectors.combined(vectors.counts(genuine_within(30)), larger).alias("_posts"))
+        .agg(vectors.combined(vectors.counts(lambda day: genuine_in_window(day, 30)), larger).alias("_posts"))
         .groupBy(C.NETWORK, C.SUBJECT_ID)
         .agg(vectors.combined(F.col("_posts"), plus).alias("_posts"))
         .select("*", vectors.explode())
@@ -502,8 +499,8 @@ def genuine_engagement_by_as_of(
             at_slot("_reshares").alias(S.GENUINE_RESHARES_30D),
             at_slot("_decayed").alias(S.GENUINE_ENGAGEMENTS_DECAYED),
         )
-        # Joined after the explode: a vector column out of an outer join hit a null-pointer
-        # error in Spark's generated code.
+        # Joined after the explode: indexing a vector that an outer join left null hit a
+        # null-pointer error in Spark's generated code (coalescing it first is safe).
         .join(amplified, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
         .fillna(0, subset=[S.AMPLIFIED_POSTS_30D])
         .select(
