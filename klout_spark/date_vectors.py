@@ -10,8 +10,10 @@ vectors have one slot, so a daily run and a backfill run the same code.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from datetime import date
+from functools import reduce
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -30,24 +32,39 @@ class DateVectors:
         self.every_date = F.array(*[F.lit(d) for d in self.dates])
 
     def per_date(self, value: Callable[[Column], Column]) -> Column:
-        """A vector: ``value(as_of)`` for each date."""
-        return F.transform(self.every_date, value)
+        """A vector: ``value(as_of)`` for each date.
+
+        One expression per slot with the date as a literal, not a ``transform``
+        lambda: Spark compiles these, while it interprets lambdas row by row.
+        """
+        return F.array(*[value(F.lit(day)) for day in self.dates])
 
     def counts(self, flag: Callable[[Column], Column]) -> Column:
         """A long vector: 1 where ``flag(as_of)`` holds, else 0."""
         return self.per_date(lambda day: F.when(flag(day), 1).otherwise(0).cast("long"))
+
+    def zipped(self, left: Column, right: Column, merge: Callable[[Column, Column], Column]) -> Column:
+        """A vector: ``merge(left[i], right[i])`` for each slot (compiled, as :meth:`per_date`)."""
+        return F.array(*[merge(left[slot], right[slot]) for slot in range(self.slots)])
+
+    def any_positive(self, vector: Column) -> Column:
+        """Whether some slot of ``vector`` is above 0."""
+        return reduce(operator.or_, [vector[slot] > 0 for slot in range(self.slots)])
 
     def zeros(self, dtype: str = "long") -> Column:
         """A vector of zeros of type ``dtype`` (``long`` or ``double``)."""
         return F.array_repeat(F.lit(0).cast(dtype), self.slots)
 
     def combined(self, vectors: Column, merge: Callable[[Column, Column], Column]) -> Column:
-        """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's long vectors."""
-        return F.aggregate(
-            F.collect_list(vectors),
-            self.zeros(),
-            lambda total, vector: F.zip_with(total, vector, merge),
-        )
+        """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's long vectors.
+
+        One plain ``max`` or ``sum`` per slot, so the group's vectors are never
+        gathered (a ``collect_list`` folded with ``zip_with`` held every group
+        in memory and spilled). Pass a column, not an expression: the vector
+        is read once per slot.
+        """
+        aggregate = {plus: F.sum, larger: F.max}[merge]
+        return F.array(*[F.coalesce(aggregate(vectors[slot]), F.lit(0).cast("long")) for slot in range(self.slots)])
 
     def explode(self) -> Column:
         """A generator column: one row per slot (column ``_slot``); pair with :meth:`as_of`."""

@@ -439,7 +439,7 @@ def genuine_engagement_by_as_of(
         vectors.combined(F.col("_any_30d"), larger).alias("_any_30d"),
         F.collect_list(
             F.when(
-                F.exists("_decayed", lambda weight: weight > 0),
+                vectors.any_positive(F.col("_decayed")),
                 F.struct(C.EVENT_DATE, "_acts", "_n", "_decayed"),
             )
         ).alias("_days"),
@@ -452,17 +452,18 @@ def genuine_engagement_by_as_of(
         F.col(C.SUBJECT_ID).alias(C.ACTOR_ID),
         F.col("_any_30d").alias("_returned_30d"),
     )
-    mutual = F.zip_with(
-        "_genuine_30d",
+    mutual = vectors.zipped(
+        F.col("_genuine_30d"),
         F.coalesce(F.col("_returned_30d"), vectors.zeros()),
         lambda engaged, engaged_back: engaged * engaged_back,
     )
     per_author = (
         pairs.join(returned, on=pair, how="left")
+        .withColumn("_mutual", mutual)
         .groupBy(C.NETWORK, C.SUBJECT_ID)
         .agg(
             vectors.combined(F.col("_genuine_30d"), plus).alias("_engagers"),
-            vectors.combined(mutual, plus).alias("_mutual"),
+            vectors.combined(F.col("_mutual"), plus).alias("_mutual"),
             vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares"),
             F.aggregate(
                 F.array_sort(F.flatten(F.collect_list("_days"))),
@@ -475,8 +476,9 @@ def genuine_engagement_by_as_of(
     amplified = (
         all_engagements.filter(F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY))
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
+        .withColumn("_posts", vectors.counts(lambda day: genuine_in_window(day, 30)))
         .groupBy(C.NETWORK, C.SUBJECT_ID, C.PARENT_POST_ID)
-        .agg(vectors.combined(vectors.counts(lambda day: genuine_in_window(day, 30)), larger).alias("_posts"))
+        .agg(vectors.combined(F.col("_posts"), larger).alias("_posts"))
         .groupBy(C.NETWORK, C.SUBJECT_ID)
         .agg(vectors.combined(F.col("_posts"), plus).alias("_posts"))
         .select("*", vectors.explode())

@@ -340,8 +340,10 @@ def score_topics_by_as_of(
     # Per (post, topic, engager): at each date, both the post and a genuine engagement with it in the window?
     evidence = posts.join(engaged, on=[C.NETWORK, C.POST_ID], how="inner").select(
         C.NETWORK, C.USER_ID, C.TOPIC, C.POST_ID, C.ACTOR_ID,
-        F.zip_with(
-            "_post_in_window", "_engagements", lambda post, engagements: F.when(engagements > 0, post).otherwise(0)
+        vectors.zipped(
+            F.col("_post_in_window"),
+            F.col("_engagements"),
+            lambda post, engagements: F.when(engagements > 0, post).otherwise(0),
         ).alias("_evidence"),
     )
     topic = [C.NETWORK, C.USER_ID, C.TOPIC]
