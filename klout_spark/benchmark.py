@@ -880,17 +880,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"| `{key}` | {target.label if target else 'report'} | " + " | ".join(cells) + " |")
     lines += ["", "## Propagation (generated graph, klout_spark.pagerank_bench)", "",
               "| size | nodes | edges | SciPy s (iter) | local s | distributed s/iter (2nd, last) "
-              "| textbook s/iter | peak MiB |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| joined layout s/iter | textbook s/iter | peak MiB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size, res in results.items():
         prop = res.get("propagation") or {}
-        sc, lo, di, tb = (prop.get(k) or {} for k in ("scipy", "local", "distributed", "textbook"))
+        sc, lo, di, jo, tb = (prop.get(k) or {} for k in ("scipy", "local", "distributed", "joined", "textbook"))
         lines.append(
             f"| {size} | {_fmt(prop.get('nodes'))} | {_fmt(prop.get('edge_rows'))} "
             f"| {_fmt(sc.get('seconds'), 2)} ({_fmt(sc.get('iterations'))}) "
             f"| {_fmt(lo.get('seconds'), 2)} ({_fmt(lo.get('iterations'))} it) "
             f"| {_fmt(di.get('median_iteration'), 2)} ({_fmt(di.get('second_iteration'), 2)}, "
-            f"{_fmt(di.get('last_iteration'), 2)}) | {_fmt(tb.get('median_iteration'), 2)} "
+            f"{_fmt(di.get('last_iteration'), 2)}) {di.get('layout') or ''} | {_fmt(jo.get('median_iteration'), 2)} "
+            f"| {_fmt(tb.get('median_iteration'), 2)} "
             f"| {_fmt(((prop.get('process') or {}).get('memory') or {}).get('tree_peak_mb'), 0)} |"
         )
     notes = [(size, key, note) for size, res in results.items() for key, note in (res.get("notes") or {}).items()]

@@ -10,8 +10,12 @@ weight="weight", dangling=None)`` and picks one of two executions by graph size:
   (Arrow), and the power iteration runs as SciPy sparse matrix-vector products.
   :func:`pagerank_local_by_key` does the same for many graphs keyed by a
   column (the ``as_of`` dates of a backfill) in one collect.
-- :func:`pagerank_distributed`: the same iteration as DataFrame joins and
-  aggregations, for graphs that do not fit the driver.
+- :func:`pagerank_distributed`: the edges stay in the executors, for graphs
+  that do not fit the driver. Up to :data:`BROADCAST_MAX_NODES` nodes they are
+  cached as sparse blocks and each iteration ships the blocks the rank vector
+  (``"blocks"``); beyond, ranks and edges are DataFrames joined each
+  iteration (``"joined"``). :func:`pagerank_distributed_by_key` solves many
+  keyed graphs in one pass of the blocks layout.
 
 Both return a :class:`PageRankResult` and agree to 1e-9 (L1) on the same graph.
 :func:`textbook_pagerank` (the naive DataFrame loop) and
@@ -35,10 +39,12 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial, reduce
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
@@ -50,12 +56,18 @@ from klout_spark.errors import require_columns
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "local", "distributed")
+LAYOUTS = ("auto", "blocks", "joined")
 
-#: Distributed path: when the graph has at most this many nodes, the ranks are
-#: broadcast to every edge partition each iteration (about 16 bytes a node) and
-#: the edges are kept partitioned by destination, so no edge row is ever
-#: shuffled. Above it, ranks and edges are co-partitioned by source instead.
+#: Distributed path: when the graph has at most this many nodes, the "blocks"
+#: layout ships the rank vector to the executors each iteration (8 bytes a
+#: node; the driver holds a few such vectors) and the edges stay in their
+#: blocks. Above it, the "joined" layout keeps the ranks in a DataFrame
+#: co-partitioned with the edges by source.
 BROADCAST_MAX_NODES = 2_000_000
+#: Blocks layout: at most about this many edge rows per block (a block is one
+#: row of arrays, about 16 bytes an edge; more blocks than shuffle partitions
+#: when the edges need it).
+BLOCK_MAX_EDGES = 4_000_000
 
 # Internal column names; the leading underscore keeps them clear of caller columns.
 _ID = "_id"
@@ -71,6 +83,17 @@ _MID = "_mid"
 _BAD = "_bad"
 _SELF = "_self"
 _KEY = "_graph"
+_NODES = "_nodes"
+_INDPTR = "_indptr"
+_INDICES = "_indices"
+_DATA = "_data"
+_PAIRS = "_pairs"
+_Y = "_y"
+_BLOCK_SCHEMA = (
+    f"{_NODES} array<int>, {_INDPTR} array<bigint>, {_INDICES} array<int>, {_DATA} array<double>, "
+    f"{_PAIRS} array<bigint>"
+)
+_PRODUCT_SCHEMA = f"{_NODES} array<int>, {_Y} array<double>"
 
 # monotonically_increasing_id() = partition index << 33 | row index within the partition.
 _ROW_BITS = 33
@@ -341,33 +364,47 @@ def pagerank_local_by_key(
     solved_ranks, solved = _solve_graphs(
         src, dst, weight, trust, graphs, key=key, damping=damping, tol=tol, max_iter=max_iter
     )
-    ranked = pa.table({_ID: pa.array(np.arange(node_count, dtype=np.int32)), C.PAGERANK: solved_ranks})
-    ranks = (
-        spark.createDataFrame(ranked)
-        .join(_maybe_broadcast(node_ids, node_count), on=_ID, how="inner")
-        .select(F.col(key), F.col(C.NODE), F.col(C.PAGERANK))
-    )
+    ranks = _ranks_frame(spark, solved_ranks, node_ids, node_count, [key])
     log.info(
         "pagerank_local: %d graph(s), %d nodes, %d edges, iterations %s; spark+arrow %.2f s, scipy %.2f s",
         len(graphs),
         node_count,
-        sum(r.edge_count for r in solved.values()),
-        "/".join(str(len(r.residuals)) for r in solved.values()),
+        sum(r.edge_count for r in solved),
+        "/".join(str(len(r.residuals)) for r in solved),
         transferred - started,
         time.perf_counter() - transferred,
     )
+    return _keyed_results(ranks, graphs, solved, key=key, method="local")
+
+
+def _ranks_frame(
+    spark: SparkSession, ranks: np.ndarray, node_ids: DataFrame, node_count: int, keys: list[str]
+) -> DataFrame:
+    """``(*keys, node, pagerank)`` from the ranks in id order, joined to the int ``_id`` of ``node_ids``."""
+    ranked = pa.table({_ID: pa.array(np.arange(node_count, dtype=np.int32)), C.PAGERANK: ranks})
+    return (
+        spark.createDataFrame(ranked)
+        .join(_maybe_broadcast(node_ids, node_count), on=_ID, how="inner")
+        .select(*keys, C.NODE, C.PAGERANK)
+    )
+
+
+def _keyed_results(
+    ranks: DataFrame, graphs: list[tuple[Any, int, int]], solved: list[PowerIteration], *, key: str | None, method: str
+) -> KeyedPageRank:
+    """Each graph's :class:`PageRankResult` (its slice of ``ranks``), keyed by its key value."""
     results = {
         value: PageRankResult(
-            ranks=ranks.filter(F.col(key) == F.lit(value)).drop(key),
+            ranks=ranks.filter(F.col(key) == F.lit(value)).drop(key) if key is not None else ranks,
             iterations=len(result.residuals),
             residuals=result.residuals,
             converged=result.converged,
-            method="local",
+            method=method,
             node_count=count,
             edge_count=result.edge_count,
             iteration_seconds=result.iteration_seconds,
         )
-        for (value, _, count), result in zip(graphs, solved.values(), strict=True)
+        for (value, _, count), result in zip(graphs, solved, strict=True)
     }
     return KeyedPageRank(ranks=ranks, results=results)
 
@@ -383,7 +420,7 @@ def _solve_graphs(
     damping: float,
     tol: float,
     max_iter: int,
-) -> tuple[np.ndarray, dict[Any, PowerIteration]]:
+) -> tuple[np.ndarray, list[PowerIteration]]:
     """:func:`scipy_power_iteration` on each graph's id range; all ranks in id order, and each graph's result."""
     bounds = np.array([0, len(src)])
     if len(graphs) > 1:
@@ -395,7 +432,7 @@ def _solve_graphs(
         bounds = np.concatenate([[0], np.cumsum(np.bincount(graph_of_edge, minlength=len(graphs)))])
         del order, graph_of_edge
     ranks = np.empty(len(trust))
-    solved: dict[Any, PowerIteration] = {}
+    solved: list[PowerIteration] = []
     for index, (value, first, count) in enumerate(graphs):
         part = slice(bounds[index], bounds[index + 1])
         graph_trust = trust[first:first + count]
@@ -407,7 +444,7 @@ def _solve_graphs(
             damping=damping, tol=tol, max_iter=max_iter,
         )
         ranks[first:first + count] = result.ranks
-        solved[value] = result
+        solved.append(result)
     return ranks, solved
 
 
@@ -495,18 +532,23 @@ def pagerank_distributed(
     tol: float,
     max_iter: int,
     checkpoint_every: int = 1,
+    layout: str = "auto",
 ) -> PageRankResult:
-    """PageRank as DataFrame joins and aggregations, for graphs that do not fit the driver.
+    """PageRank with the edges distributed over the executors, for graphs that do not fit the driver.
 
     Parameters
     ----------
     edges, teleport, damping, tol, max_iter
         As in :func:`pagerank`.
     checkpoint_every
-        Cut the lineage with an eager local checkpoint every this many
-        iterations (and always at the last one); the states in between are
-        persisted. A local checkpoint costs what a persist costs, so 1 (the
-        default) is also the fastest.
+        ``"joined"`` layout only: cut the lineage with an eager local
+        checkpoint every this many iterations (and always at the last one); the
+        states in between are persisted. A local checkpoint costs what a persist
+        costs, so 1 (the default) is also the fastest.
+    layout
+        ``"blocks"``, ``"joined"`` or ``"auto"``: blocks when the graph has at
+        most :data:`BROADCAST_MAX_NODES` nodes (the rank vector is then shipped
+        to the executors each iteration), joined otherwise.
 
     Returns
     -------
@@ -516,43 +558,50 @@ def pagerank_distributed(
     Raises
     ------
     ValueError
-        As in :func:`pagerank`.
+        As in :func:`pagerank`; an unknown ``layout``; ``"blocks"`` on a graph
+        over :data:`BROADCAST_MAX_NODES` nodes.
 
     Notes
     -----
-    Setup: node ids are numbered densely as longs (joins and shuffles on longs
-    are cheaper than on strings). One job then builds the *transitions* table
-    with a single shuffle of the edges: one row per ``(src, dst)`` pair
-    (duplicates summed) with ``weight / out-weight of src``, plus one *self
-    row* per node holding its trust (summed over teleport rows) and its dangling
-    flag; the same job checks the weights and trusts and counts pairs, nodes,
-    dangling nodes and the total trust (an ``Observation``). The table is kept
-    as a local checkpoint, laid out by node count:
+    Two layouts, one contract; the edges never come to the driver in either.
 
-    - at most :data:`BROADCAST_MAX_NODES` nodes: partitioned by destination
-      (a second shuffle, once). Each iteration broadcasts the rank vector (16
-      bytes a node) and sums the contributions with a ``groupBy(dst)`` that
-      needs no shuffle: after setup no edge row moves.
-    - more nodes: partitioned and sorted by source, like the rank vector, so
-      the join needs no shuffle and no sort; only the per-partition partial
-      sums are shuffled by destination.
+    ``"blocks"`` (:func:`pagerank_distributed_by_key`, one graph): the edges
+    are shuffled once by destination into blocks, each a sparse matrix in one
+    row of arrays, kept as a local checkpoint; an iteration broadcasts the rank
+    vector (8 bytes a node) and every block returns the new in-link sums of its
+    destinations (one SciPy matrix-vector product per block, in the executors'
+    Python workers). The driver holds O(nodes) vectors, never edges.
 
-    One iteration is one join and one aggregation, and one Spark job. The self
-    row brings each node's previous rank (for the residual), its trust and its
-    dangling flag through the same ``groupBy``, so every plan reads the
-    previous rank vector exactly once and every node gets a row even without
-    in-links. Teleport and dangling mass enter as one scalar literal,
+    ``"joined"``: the rank vector is a DataFrame too, for graphs whose node
+    vector should not pass through the driver. Node ids are numbered densely
+    as longs. One job builds the *transitions* table with a single shuffle of
+    the edges: one row per ``(src, dst)`` pair (duplicates summed) with
+    ``weight / out-weight of src``, plus one *self row* per node holding its
+    trust (summed over teleport rows) and its dangling flag; the same job
+    checks the weights and trusts and counts pairs, nodes, dangling nodes and
+    the total trust (an ``Observation``). The table is kept as a local
+    checkpoint, partitioned and sorted by source like the rank vector, so the
+    join of an iteration needs no shuffle and no sort; only the per-partition
+    partial sums are shuffled by destination.
+
+    One joined iteration is one join and one aggregation, and one Spark job.
+    The self row brings each node's previous rank (for the residual), its
+    trust and its dangling flag through the same ``groupBy``, so every plan
+    reads the previous rank vector exactly once and every node gets a row even
+    without in-links. Teleport and dangling mass enter as one scalar literal,
     ``(damping * dangling_mass + 1 - damping) / total_trust``. The residual and
     the next dangling mass come out of the same job (an ``Observation`` on
     checkpointing iterations, an aggregate over the freshly persisted state
     otherwise).
 
-    Lineage: between checkpoints a plan grows by one join per iteration, never
-    doubles (the textbook loop reads the ranks twice, so its recomputation
-    doubles every iteration without a checkpoint). When a checkpoint is
-    written, the persisted states and the previous checkpoint are released at
-    once (``DataFrame.unpersist`` does not free a local checkpoint's blocks),
-    so memory and time per iteration stay flat.
+    Lineage: between checkpoints a joined plan grows by one join per
+    iteration, never doubles (the textbook loop reads the ranks twice, so its
+    recomputation doubles every iteration without a checkpoint). When a
+    checkpoint is written, the persisted states and the previous checkpoint are
+    released at once (``DataFrame.unpersist`` does not free a local
+    checkpoint's blocks), so memory and time per iteration stay flat. A blocks
+    iteration has no lineage to grow: its plan is the checkpointed blocks and
+    one ``mapInArrow``.
 
     Adaptive query execution is switched off for the session while this runs
     (and restored after): a local checkpoint written under AQE forgets its
@@ -564,23 +613,320 @@ def pagerank_distributed(
     released before returning.
     """
     _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every)
+    if layout not in LAYOUTS:
+        raise ValueError(f"'layout' must be one of {LAYOUTS}, got {layout!r}")
     edges, teleport = _validated_inputs(edges, teleport, where="pagerank_distributed")
     spark = edges.sparkSession
     with _adaptive_execution_off(spark):
+        node_ids, node_count = _indexed_nodes(edges, teleport)
+        if layout == "blocks" or (layout == "auto" and node_count <= BROADCAST_MAX_NODES):
+            _check_broadcastable(node_count)
+            keyed = _blocked(
+                edges, teleport, node_ids, [(None, 0, node_count)], keys=[], damping=damping, tol=tol,
+                max_iter=max_iter,
+            )
+            return keyed.results[None]
         return _distributed(
-            edges, teleport, damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every
+            edges, teleport, node_ids, node_count, damping=damping, tol=tol, max_iter=max_iter,
+            checkpoint_every=checkpoint_every,
         )
 
 
-def _distributed(
-    edges: DataFrame, teleport: DataFrame, *, damping: float, tol: float, max_iter: int, checkpoint_every: int
-) -> PageRankResult:
-    partitions = int(edges.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    node_ids, node_count = _indexed_nodes(edges, teleport)
-    broadcast_ranks = node_count <= BROADCAST_MAX_NODES
-    transitions, setup = _transitions(
-        edges, teleport, node_ids, node_count, partitions=partitions, by_destination=broadcast_ranks
+def pagerank_distributed_by_key(
+    edges: DataFrame,
+    teleport: DataFrame,
+    *,
+    key: str,
+    damping: float,
+    tol: float,
+    max_iter: int,
+    checkpoint_every: int = 1,
+) -> KeyedPageRank:
+    """PageRank of every graph in ``edges`` keyed by ``key`` (e.g. ``as_of``), distributed, in one pass.
+
+    Parameters
+    ----------
+    edges, teleport, key, damping, tol, max_iter
+        As in :func:`pagerank_local_by_key`.
+    checkpoint_every
+        As in :func:`pagerank_distributed` (used only when the graphs are solved one by one).
+
+    Returns
+    -------
+    KeyedPageRank
+        Only keys that have at least one node appear; each graph's result is
+        the one :func:`pagerank_local_by_key` gives (same iterations, ranks
+        within 1e-9 L1).
+
+    Raises
+    ------
+    ValueError
+        As in :func:`pagerank`; a graph whose trust sums to 0 is named by its key.
+
+    Notes
+    -----
+    The ``"blocks"`` layout of :func:`pagerank_distributed` on the union of the
+    graphs: nodes are numbered densely in ``(key, node)`` order, so each graph
+    is one contiguous id range and the matrix is block diagonal. Each
+    iteration is one Spark job for all graphs; dangling mass, teleport and
+    residual are per graph (vector operations on the driver over each range),
+    and a graph whose residual falls below ``tol`` keeps its ranks from then
+    on while the others iterate, so its ranks and iteration count do not
+    depend on the graphs solved with it.
+
+    When all graphs together have more than :data:`BROADCAST_MAX_NODES` nodes,
+    each key is solved on its own by :func:`pagerank_distributed` instead.
+    """
+    _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=checkpoint_every)
+    edges, teleport = _validated_inputs(edges, teleport, where="pagerank_distributed", keys=(key,))
+    with _adaptive_execution_off(edges.sparkSession):
+        node_ids, graphs = _indexed_keyed_nodes(edges, teleport, key)
+        node_count = sum(count for _, _, count in graphs)
+        if node_count <= BROADCAST_MAX_NODES:
+            return _blocked(
+                edges, teleport, node_ids, graphs, keys=[key], damping=damping, tol=tol, max_iter=max_iter
+            )
+    log.info(
+        "pagerank_distributed: %d graphs with %d nodes in all, over BROADCAST_MAX_NODES=%d: one graph at a time",
+        len(graphs), node_count, BROADCAST_MAX_NODES,
     )
+    results = {
+        value: pagerank_distributed(
+            edges.filter(F.col(key) == F.lit(value)).drop(key),
+            teleport.filter(F.col(key) == F.lit(value)).drop(key),
+            damping=damping,
+            tol=tol,
+            max_iter=max_iter,
+            checkpoint_every=checkpoint_every,
+        )
+        for value, _, _ in graphs
+    }
+    per_key = [r.ranks.select(F.lit(value).alias(key), C.NODE, C.PAGERANK) for value, r in results.items()]
+    return KeyedPageRank(ranks=reduce(DataFrame.unionByName, per_key), results=results)
+
+
+def _check_broadcastable(node_count: int) -> None:
+    if node_count > BROADCAST_MAX_NODES:
+        raise ValueError(
+            f"pagerank_distributed: {node_count} nodes is over BROADCAST_MAX_NODES={BROADCAST_MAX_NODES}, "
+            "the most the 'blocks' layout ships to the executors each iteration; use layout='joined' "
+            "(one graph at a time)"
+        )
+
+
+def _blocked(
+    edges: DataFrame,
+    teleport: DataFrame,
+    node_ids: DataFrame,
+    graphs: list[tuple[Any, int, int]],
+    *,
+    keys: list[str],
+    damping: float,
+    tol: float,
+    max_iter: int,
+) -> KeyedPageRank:
+    """The blocks layout on graphs numbered as ``graphs`` says (``(key value, first id, nodes)``, in id order)."""
+    spark = edges.sparkSession
+    node_count = sum(count for _, _, count in graphs)
+    node_ids = node_ids.select(*keys, C.NODE, F.col(_ID).cast("int").alias(_ID))
+    pairs = _edges_with_ids(edges, node_ids, node_count, keys=keys)
+    out_weight, edge_rows = _out_weights(pairs, node_count)
+    trust_rows = _teleport_with_ids(teleport, node_ids, node_count, keys=keys).toArrow()
+    trust_values = _to_numpy(trust_rows.column(C.TRUST), np.float64)
+    _check_trust(trust_values, where="pagerank_distributed(teleport)")
+    trust = np.bincount(_to_numpy(trust_rows.column(_ID), np.int64), weights=trust_values, minlength=node_count)
+    firsts = np.array([first for _, first, _ in graphs], dtype=np.int64)
+    for value, first, count in graphs:
+        total = float(trust[first:first + count].sum())
+        if not total > 0:
+            where = "pagerank_distributed" if not keys else f"pagerank_distributed({keys[0]}={value})"
+            raise ValueError(_zero_trust_message(where, total))
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    block_count = max(partitions, -(-edge_rows // BLOCK_MAX_EDGES))
+    blocks = (
+        pairs.repartition(block_count, _DST_ID)
+        .mapInArrow(partial(_edge_blocks, node_count=node_count, firsts=firsts), _BLOCK_SCHEMA)
+        .localCheckpoint(eager=True)
+    )
+    try:
+        pair_counts = blocks.select(_PAIRS).toArrow().column(_PAIRS).to_pylist()
+        edge_counts = np.sum([np.asarray(c, dtype=np.int64) for c in pair_counts], axis=0) if pair_counts else (
+            np.zeros(len(graphs), dtype=np.int64)
+        )
+        ranks, solved = _iterate_blocks(
+            blocks, out_weight, trust, graphs, edge_counts, damping=damping, tol=tol, max_iter=max_iter
+        )
+    finally:
+        _release_checkpoint(blocks)
+    key = keys[0] if keys else None
+    ranked = _ranks_frame(spark, ranks, node_ids, node_count, keys)
+    longest = max(solved, key=lambda result: len(result.iteration_seconds)).iteration_seconds
+    log.info(
+        "pagerank_distributed: %d graph(s), %d nodes, %d edges in %d blocks, iterations %s, %.3f s/iteration",
+        len(graphs), node_count, int(edge_counts.sum()), block_count,
+        "/".join(str(len(r.residuals)) for r in solved), float(np.mean(longest)),
+    )
+    return _keyed_results(ranked, graphs, solved, key=key, method="distributed")
+
+
+def _out_weights(pairs: DataFrame, node_count: int) -> tuple[np.ndarray, int]:
+    """Every node's out-weight (one job; 0 for dangling nodes) and the number of edge rows.
+
+    Raises ValueError on a null, NaN or non-positive weight.
+    """
+    per_source = pairs.groupBy(_SRC_ID).agg(
+        F.sum(_W).alias(_W),
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(_is_bad_weight(F.col(_W)).cast("int")).alias(_BAD),
+    ).toArrow()
+    bad = int(pc.sum(per_source.column(_BAD)).as_py() or 0)
+    if bad:
+        raise ValueError(
+            f"pagerank_distributed(edges): {bad} rows have a null, NaN or non-positive '{C.WEIGHT}'; "
+            "every weight must be > 0"
+        )
+    out_weight = np.zeros(node_count)
+    out_weight[_to_numpy(per_source.column(_SRC_ID), np.int64)] = _to_numpy(per_source.column(_W), np.float64)
+    return out_weight, int(pc.sum(per_source.column("rows")).as_py() or 0)
+
+
+def _edge_blocks(batches: Iterator[pa.RecordBatch], *, node_count: int, firsts: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """One partition of ``(_src_id, _dst_id, _w)`` -> one block row: the CSR matrix of its destinations' in-edges.
+
+    Rows of the matrix are the block's destinations (``_nodes``, ascending),
+    columns all node ids; duplicate pairs are summed. ``_pairs`` counts the
+    distinct pairs of each graph (``firsts`` = the graphs' first ids).
+    """
+    batches = [batch for batch in batches if batch.num_rows]
+    if not batches:
+        return
+    table = pa.Table.from_batches(batches)
+    src = _to_numpy(table.column(_SRC_ID), np.int32)
+    dst = _to_numpy(table.column(_DST_ID), np.int32)
+    weight = _to_numpy(table.column(_W), np.float64)
+    del table
+    nodes, rows = np.unique(dst, return_inverse=True)
+    matrix = sp.csr_array((weight, (rows, src)), shape=(len(nodes), node_count))
+    matrix.sum_duplicates()
+    graph_of_node = np.searchsorted(firsts, nodes, side="right") - 1
+    pairs = np.bincount(graph_of_node, weights=np.diff(matrix.indptr), minlength=len(firsts)).astype(np.int64)
+    yield pa.RecordBatch.from_arrays(
+        [
+            _one_list(nodes.astype(np.int32)),
+            _one_list(matrix.indptr.astype(np.int64)),
+            _one_list(matrix.indices.astype(np.int32)),
+            _one_list(matrix.data),
+            _one_list(pairs),
+        ],
+        names=[_NODES, _INDPTR, _INDICES, _DATA, _PAIRS],
+    )
+
+
+def _block_products(batches: Iterator[pa.RecordBatch], *, scaled_ranks: Any) -> Iterator[pa.RecordBatch]:
+    """Each block's in-link sums ``M z`` for the broadcast ``z`` = rank / out-weight: ``(_nodes, _y)``."""
+    z = scaled_ranks.value
+    for batch in batches:
+        for row in range(batch.num_rows):
+            nodes = batch.column(_NODES)[row].values
+            matrix = sp.csr_array(
+                (
+                    batch.column(_DATA)[row].values.to_numpy(),
+                    batch.column(_INDICES)[row].values.to_numpy(),
+                    batch.column(_INDPTR)[row].values.to_numpy(),
+                ),
+                shape=(len(nodes), len(z)),
+            )
+            yield pa.RecordBatch.from_arrays(
+                [pa.ListArray.from_arrays(pa.array([0, len(nodes)], pa.int32()), nodes), _one_list(matrix @ z)],
+                names=[_NODES, _Y],
+            )
+
+
+def _one_list(values: np.ndarray) -> pa.ListArray:
+    """A one-row Arrow list column holding ``values``."""
+    return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), pa.array(values))
+
+
+def _iterate_blocks(
+    blocks: DataFrame,
+    out_weight: np.ndarray,
+    trust: np.ndarray,
+    graphs: list[tuple[Any, int, int]],
+    edge_counts: np.ndarray,
+    *,
+    damping: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, list[PowerIteration]]:
+    """Power iterations of all graphs together; a converged graph stops moving. Ranks in id order, per-graph results."""
+    sc = blocks.sparkSession.sparkContext
+    node_count = len(trust)
+    firsts = np.array([first for _, first, _ in graphs], dtype=np.int64)
+    counts = np.array([count for _, _, count in graphs], dtype=np.int64)
+    p = trust / np.repeat(np.add.reduceat(trust, firsts), counts)
+    dangling = out_weight == 0
+    inverse_out = np.divide(1.0, out_weight, out=np.zeros(node_count), where=~dangling)
+    x = np.repeat(1.0 / counts, counts)
+    active = np.ones(len(graphs), dtype=bool)
+    residuals: list[list[float]] = [[] for _ in graphs]
+    seconds: list[list[float]] = [[] for _ in graphs]
+    for step in range(1, max_iter + 1):
+        tick = time.perf_counter()
+        scaled = sc.broadcast(x * inverse_out)
+        try:
+            products = blocks.mapInArrow(partial(_block_products, scaled_ranks=scaled), _PRODUCT_SCHEMA).toArrow()
+        finally:
+            scaled.destroy()
+        y = np.zeros(node_count)
+        if products.num_rows:
+            y[_list_values(products, _NODES, np.int64)] = _list_values(products, _Y, np.float64)
+        mass = np.add.reduceat(np.where(dangling, x, 0.0), firsts)
+        x_next = y * damping
+        x_next += np.repeat(damping * mass + (1.0 - damping), counts) * p
+        change = np.add.reduceat(np.abs(x_next - x), firsts)
+        x = np.where(np.repeat(active, counts), x_next, x)
+        elapsed = time.perf_counter() - tick
+        moving = np.flatnonzero(active)
+        for index in moving:
+            residuals[index].append(float(change[index]))
+            seconds[index].append(elapsed)
+        active[moving] = ~(change[moving] < tol)
+        log.info(
+            "pagerank_distributed: iteration %d residual %.6e, %d of %d graphs still moving (%.2f s)",
+            step, float(change[moving].max()), int(active.sum()), len(graphs), elapsed,
+        )
+        if not active.any():
+            break
+    solved = [
+        PowerIteration(
+            x[first:first + count], tuple(residuals[index]), not active[index], int(edge_counts[index]),
+            tuple(seconds[index]),
+        )
+        for index, (_, first, count) in enumerate(graphs)
+    ]
+    return x, solved
+
+
+def _list_values(table: pa.Table, column: str, dtype: type) -> np.ndarray:
+    return np.concatenate(
+        [chunk.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False) for chunk in table.column(column).chunks]
+    )
+
+
+def _distributed(
+    edges: DataFrame,
+    teleport: DataFrame,
+    node_ids: DataFrame,
+    node_count: int,
+    *,
+    damping: float,
+    tol: float,
+    max_iter: int,
+    checkpoint_every: int,
+) -> PageRankResult:
+    """The joined layout of :func:`pagerank_distributed` on nodes numbered by :func:`_indexed_nodes`."""
+    partitions = int(edges.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    transitions, setup = _transitions(edges, teleport, node_ids, node_count, partitions=partitions)
     state = node_ids.select(_ID, F.lit(1.0 / node_count).alias(_X))
     dangling_mass = setup["dangling"] / node_count
     held: list[DataFrame] = []  # states persisted since the last checkpoint
@@ -598,7 +944,6 @@ def _distributed(
                 damping=damping,
                 dangling_mass=dangling_mass,
                 total_trust=setup["trust"],
-                broadcast_ranks=broadcast_ranks,
             )
             if step % checkpoint_every and step < max_iter:
                 persisted, residual, dangling_mass = _persisted(stepped)
@@ -649,6 +994,7 @@ def _distributed(
     )
 
 
+
 @contextmanager
 def _adaptive_execution_off(spark: SparkSession) -> Iterator[None]:
     key = "spark.sql.adaptive.enabled"
@@ -667,7 +1013,6 @@ def _transitions(
     node_count: int,
     *,
     partitions: int,
-    by_destination: bool,
 ) -> tuple[DataFrame, dict[str, float]]:
     """The transitions table (a local checkpoint) and its counts, from one job.
 
@@ -719,10 +1064,7 @@ def _transitions(
             _BAD,
         )
     )
-    if by_destination:
-        table = table.repartition(partitions, _DST_ID)
-    else:
-        table = table.sortWithinPartitions(_SRC_ID)  # already sorted by the window: no extra work
+    table = table.sortWithinPartitions(_SRC_ID)  # already sorted by the window: no extra work
     observation = Observation(f"pagerank_setup_{uuid.uuid4().hex[:8]}")
     transitions = (
         table.observe(
@@ -757,12 +1099,9 @@ def _next_state(
     damping: float,
     dangling_mass: float,
     total_trust: float,
-    broadcast_ranks: bool,
 ) -> DataFrame:
     """One power iteration: ``(_id, _x, _x_prev, _dangling)`` from the rank vector ``(_id, _x)``."""
     senders = state.select(F.col(_ID).alias(_SRC_ID), F.col(_X))
-    if broadcast_ranks:
-        senders = F.broadcast(senders)
     is_self = F.col(_W).isNull()
     # Teleport and dangling mass both follow p = trust / total_trust: one scalar per iteration.
     per_trust = (damping * dangling_mass + (1.0 - damping)) / total_trust

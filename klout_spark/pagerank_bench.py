@@ -5,8 +5,11 @@ Measures, in one Spark session:
 - ``local``: :func:`klout_spark.pagerank.pagerank_local` end to end, from a Delta
   edge table to a Delta rank table, against :func:`scipy_power_iteration` on the
   same integer arrays (``local_vs_scipy``);
-- ``distributed``: :func:`pagerank_distributed`, time per iteration (the second
-  against the last);
+- ``distributed``: :func:`pagerank_distributed` as the pipeline runs it on
+  this graph (the ``"blocks"`` layout up to ``BROADCAST_MAX_NODES`` nodes),
+  time per iteration (the second against the last);
+- ``joined``: the same with ``layout="joined"`` (the layout of graphs over
+  ``BROADCAST_MAX_NODES`` nodes), for the record;
 - ``textbook``: :func:`textbook_pagerank` per iteration, on the same graph.
 
 Run ``python -m klout_spark.pagerank_bench --nodes 100000 --edges 1000000``; it
@@ -35,7 +38,7 @@ from klout_spark import pagerank as pr
 
 log = logging.getLogger(__name__)
 
-PHASES = ("local", "distributed", "textbook")
+PHASES = ("local", "distributed", "joined", "textbook")
 
 
 def generated_graph(nodes: int, edges: int, *, seed: int = 1, dangling_share: float = 0.05) -> dict:
@@ -83,13 +86,29 @@ def _jvm_pid(spark) -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of process ``pid`` and its live descendants (the Python workers), from /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        ticks[process] = int(fields[11]) + int(fields[12])
+    total = 0
+    for process, used in ticks.items():
+        ancestor = process
+        while ancestor not in (pid, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == pid:
+            total += used
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class _IterationCpu(logging.Handler):
-    """Records the driver JVM's CPU time at every per-iteration log line of the PageRank loops.
+    """Records the CPU time of the driver JVM and its Python workers at every per-iteration log line.
 
     On a shared machine wall time depends on the neighbours; CPU time per
     iteration does much less.
@@ -108,8 +127,9 @@ class _IterationCpu(logging.Handler):
     def start(self, name: str) -> None:
         self.marks.append((name, _cpu_seconds(self.pid)))
 
-    def per_iteration(self, name: str) -> list[float]:
-        cpu = [value for label, value in self.marks if label == name]
+    def per_iteration(self, name: str, *, since: int = 0) -> list[float]:
+        """CPU seconds between consecutive marks of ``name`` (from mark number ``since`` on)."""
+        cpu = [value for label, value in self.marks[since:] if label == name]
         return [round(after - before, 3) for before, after in zip(cpu, cpu[1:], strict=False)]
 
 
@@ -167,17 +187,20 @@ def run(
 
     if "local" in phases:
         _measure_local(spark, report, read, graph, bare, damping=damping, tol=tol, workdir=workdir)
-    if "distributed" in phases:
-        _measure_distributed(
-            spark,
-            report,
-            read,
-            graph,
-            cpu,
-            damping=damping,
-            iterations=distributed_iterations,
-            workdir=workdir,
-        )
+    for layout, name in (("auto", "distributed"), ("joined", "joined")):
+        if name in phases:
+            _measure_distributed(
+                spark,
+                report,
+                read,
+                graph,
+                cpu,
+                damping=damping,
+                iterations=distributed_iterations,
+                workdir=workdir,
+                layout=layout,
+                name=name,
+            )
     if "textbook" in phases:
         _measure_textbook(report, read, cpu, damping=damping, iterations=textbook_iterations)
     if "distributed" in phases and "textbook" in phases:
@@ -185,8 +208,8 @@ def run(
             report["textbook"]["median_iteration"] / report["distributed"]["median_iteration"], 2
         )
         report["textbook_vs_distributed_cpu_per_iteration"] = round(
-            float(np.median(report["textbook"]["jvm_cpu_seconds_per_iteration_from_second"]))
-            / float(np.median(report["distributed"]["jvm_cpu_seconds_per_iteration_from_second"])),
+            float(np.median(report["textbook"]["cpu_seconds_per_iteration_from_second"]))
+            / float(np.median(report["distributed"]["cpu_seconds_per_iteration_from_second"])),
             2,
         )
     report["load_average_at_end"] = os.getloadavg()
@@ -223,18 +246,21 @@ def _measure_local(spark, report, read, graph, bare, *, damping, tol, workdir) -
     report["local"]["l1_vs_scipy"] = float(np.abs(local_ranks - bare.ranks).sum())
 
 
-def _measure_distributed(spark, report, read, graph, cpu, *, damping, iterations, workdir) -> None:
-    """Distributed path: a fixed number of iterations (tol too small to stop early)."""
+def _measure_distributed(spark, report, read, graph, cpu, *, damping, iterations, workdir, layout, name) -> None:
+    """Distributed path in ``layout``: a fixed number of iterations (tol too small to stop early)."""
     edge_frame, teleport_frame = read()
+    marks_before = len(cpu.marks)
     tick = time.perf_counter()
     cpu_before = _cpu_seconds(cpu.pid)
     distributed = pr.pagerank_distributed(
-        edge_frame, teleport_frame, damping=damping, tol=1e-300, max_iter=iterations
+        edge_frame, teleport_frame, damping=damping, tol=1e-300, max_iter=iterations, layout=layout
     )
     distributed_seconds = time.perf_counter() - tick
     per_iteration = distributed.iteration_seconds
-    distributed_cpu = cpu.per_iteration("pagerank_distributed")
-    report["distributed"] = {
+    first_mark = next(value for label, value in cpu.marks[marks_before:] if label == "pagerank_distributed")
+    report[name] = {
+        "layout": layout if layout != "auto" else ("blocks" if distributed.node_count <= pr.BROADCAST_MAX_NODES
+                                                    else "joined"),
         "seconds": round(distributed_seconds, 3),
         "setup_seconds": round(distributed_seconds - sum(per_iteration), 3),
         "iterations": distributed.iterations,
@@ -243,10 +269,8 @@ def _measure_distributed(spark, report, read, graph, cpu, *, damping, iterations
         "last_iteration": round(per_iteration[-1], 3),
         "last_vs_second": round(per_iteration[-1] / per_iteration[1], 2),
         "median_iteration": round(float(np.median(per_iteration)), 3),
-        "jvm_cpu_seconds_setup_and_first_iteration": round(
-            [value for label, value in cpu.marks if label == "pagerank_distributed"][0] - cpu_before, 3
-        ),
-        "jvm_cpu_seconds_per_iteration_from_second": distributed_cpu,
+        "cpu_seconds_setup_and_first_iteration": round(first_mark - cpu_before, 3),
+        "cpu_seconds_per_iteration_from_second": cpu.per_iteration("pagerank_distributed", since=marks_before),
     }
     same_iterations = pr.scipy_power_iteration(
         graph["src"],
@@ -257,9 +281,9 @@ def _measure_distributed(spark, report, read, graph, cpu, *, damping, iterations
         tol=1e-300,
         max_iter=iterations,
     )
-    distributed.ranks.write.format("delta").mode("overwrite").save(str(workdir / "ranks_distributed"))
-    distributed_ranks = _ranks_array(spark, str(workdir / "ranks_distributed"), graph["names"])
-    report["distributed"]["l1_vs_scipy_same_iterations"] = float(
+    distributed.ranks.write.format("delta").mode("overwrite").save(str(workdir / f"ranks_{name}"))
+    distributed_ranks = _ranks_array(spark, str(workdir / f"ranks_{name}"), graph["names"])
+    report[name]["l1_vs_scipy_same_iterations"] = float(
         np.abs(distributed_ranks - same_iterations.ranks).sum()
     )
 
@@ -275,7 +299,7 @@ def _measure_textbook(report, read, cpu, *, damping, iterations) -> None:
         "seconds": round(textbook_seconds, 3),
         "iteration_seconds": [round(s, 3) for s in textbook.iteration_seconds],
         "median_iteration": round(float(np.median(textbook.iteration_seconds)), 3),
-        "jvm_cpu_seconds_per_iteration_from_second": cpu.per_iteration("textbook_pagerank")[1:],
+        "cpu_seconds_per_iteration_from_second": cpu.per_iteration("textbook_pagerank")[1:],
     }
 
 

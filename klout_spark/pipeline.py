@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from functools import reduce
+from functools import partial, reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -439,13 +439,19 @@ def _pagerank_by_date(
     When the local path applies to all dates together (``method`` local, or
     auto with at most ``local_max_edges`` edge rows in all), every graph is
     solved in one pass (:func:`klout_spark.pagerank.pagerank_local_by_key`);
-    otherwise each date on its own, local or distributed by its own size.
+    with ``method`` distributed, too
+    (:func:`klout_spark.pagerank.pagerank_distributed_by_key`); otherwise
+    (auto, too many edges for one local pass) each date on its own, local or
+    distributed by its own size.
     """
-    together = cfg.method == "local" or (cfg.method == "auto" and edges.count() <= cfg.local_max_edges)
-    if together:
-        keyed = pagerank.pagerank_local_by_key(
-            edges, teleport, key=C.AS_OF, damping=cfg.damping, tol=cfg.tol, max_iter=cfg.max_iter
+    local = cfg.method == "local" or (cfg.method == "auto" and edges.count() <= cfg.local_max_edges)
+    if local or cfg.method == "distributed":
+        solve = (
+            pagerank.pagerank_local_by_key
+            if local
+            else partial(pagerank.pagerank_distributed_by_key, checkpoint_every=cfg.checkpoint_every)
         )
+        keyed = solve(edges, teleport, key=C.AS_OF, damping=cfg.damping, tol=cfg.tol, max_iter=cfg.max_iter)
         missing = [as_of for as_of in dates if as_of not in keyed.results]
         if missing:
             raise ValueError(f"propagate: no node with positive trust on {_span(missing)}")

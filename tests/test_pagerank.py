@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import networkx as nx
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from klout_spark import columns as C
 from klout_spark import pagerank as pr
+from klout_spark import pipeline
+from klout_spark.config import load_settings
 from klout_spark.errors import MissingColumnsError
 from tests.factories import persistent_rdd_ids
 
@@ -296,7 +301,9 @@ def test_checkpoint_every_keeps_the_iterates_and_releases_the_rest(spark, karate
     before = persistent_rdd_ids(spark)
 
     # Iterations 1, 2 and 4 are persisted, 3 and 5 (the last) checkpointed.
-    sparse = pr.pagerank(edges, teleport, tol=1e-10, max_iter=5, method="distributed", checkpoint_every=3)
+    sparse = pr.pagerank_distributed(
+        edges, teleport, damping=DAMPING, tol=1e-10, max_iter=5, checkpoint_every=3, layout="joined"
+    )
 
     # What remains is what `ranks` needs: the node-id checkpoint and the final state.
     assert len(persistent_rdd_ids(spark) - before) <= 2
@@ -305,15 +312,30 @@ def test_checkpoint_every_keeps_the_iterates_and_releases_the_rest(spark, karate
     assert _l1(_ranks(sparse), _ranks(local)) < 1e-12
 
 
-def test_distributed_without_broadcast_matches_local(karate, monkeypatch):
+@pytest.mark.parametrize("layout", ["joined", "blocks"])
+def test_each_distributed_layout_matches_local(spark, karate, layout):
+    """Also: of the blocks layout only the node-id checkpoint that ``ranks`` reads stays cached."""
     edges, teleport = karate
-    monkeypatch.setattr(pr, "BROADCAST_MAX_NODES", 0)  # force the co-partitioned layout
+    before = persistent_rdd_ids(spark)
 
-    distributed = pr.pagerank(edges, teleport, tol=1e-10, max_iter=6, method="distributed")
+    distributed = pr.pagerank_distributed(edges, teleport, damping=DAMPING, tol=1e-10, max_iter=6, layout=layout)
+
+    if layout == "blocks":
+        assert len(persistent_rdd_ids(spark) - before) <= 1
     local = pr.pagerank(edges, teleport, tol=1e-10, max_iter=6, method="local")
-
     assert distributed.residuals == pytest.approx(local.residuals, rel=1e-9)
     assert _l1(_ranks(distributed), _ranks(local)) < 1e-12
+    assert (distributed.node_count, distributed.edge_count) == (local.node_count, local.edge_count)
+
+
+def test_blocks_layout_refuses_more_nodes_than_it_broadcasts(karate, monkeypatch):
+    edges, teleport = karate
+    monkeypatch.setattr(pr, "BROADCAST_MAX_NODES", 10)
+
+    with pytest.raises(ValueError, match="34 nodes is over BROADCAST_MAX_NODES=10"):
+        pr.pagerank_distributed(edges, teleport, damping=DAMPING, tol=1e-10, max_iter=2, layout="blocks")
+    with pytest.raises(ValueError, match="'layout' must be one of"):
+        pr.pagerank_distributed(edges, teleport, damping=DAMPING, tol=1e-10, max_iter=2, layout="rows")
 
 
 def test_auto_goes_distributed_above_local_max_edges(spark, karate):
@@ -443,10 +465,116 @@ def test_graphs_keyed_by_date_are_each_solved_as_if_alone(spark):
         assert _l1(mine, _networkx_ranks(rows, trusts[key], DAMPING)) < 1e-9
 
 
-def test_a_keyed_graph_without_trust_is_named(spark):
+@pytest.mark.parametrize("solve", [pr.pagerank_local_by_key, pr.pagerank_distributed_by_key])
+def test_a_keyed_graph_without_trust_is_named(spark, solve):
     edges = spark.createDataFrame(
         [("a", "x", "y", 1.0), ("b", "x", "y", 1.0)], "as_of string, src string, dst string, weight double"
     )
     teleport = spark.createDataFrame([("a", "x", 1.0), ("b", "x", 0.0)], "as_of string, node string, trust double")
-    with pytest.raises(ValueError, match=r"pagerank_local\(as_of=b\).*total 'trust' 0.0"):
-        pr.pagerank_local_by_key(edges, teleport, key=C.AS_OF, damping=DAMPING, tol=1e-10, max_iter=100)
+    where = solve.__name__.removesuffix("_by_key")
+    with pytest.raises(ValueError, match=rf"{where}\(as_of=b\).*total 'trust' 0.0"):
+        solve(edges, teleport, key=C.AS_OF, damping=DAMPING, tol=1e-10, max_iter=100)
+
+
+def _keyed_frames(spark, graphs: dict[str, list[tuple[str, str, float]]]):
+    trusts = {key: _uneven_trust(_nodes_of(rows), seed=n) for n, (key, rows) in enumerate(graphs.items())}
+    edges = spark.createDataFrame(
+        [(key, *row) for key, rows in graphs.items() for row in rows], "as_of string, src string, dst string, weight double"
+    )
+    teleport = spark.createDataFrame(
+        [(key, node, value) for key, trust in trusts.items() for node, value in sorted(trust.items())],
+        "as_of string, node string, trust double",
+    )
+    return edges, teleport
+
+
+def _keyed_ranks(keyed: pr.KeyedPageRank) -> dict[tuple[str, str], float]:
+    return {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in keyed.ranks.collect()}
+
+
+def test_distributed_pass_over_keyed_graphs_matches_the_local_pass(spark):
+    """Graphs converge after different iteration counts; each keeps its own, as in the local pass."""
+    graphs = {
+        "2026-10-01": _real_graphs()["karate"],
+        "2026-10-02": _generated_rows(),
+        "2026-10-03": _real_graphs()["davis"],  # bipartite: the slowest to converge
+        "2026-10-04": _real_graphs()["karate"][:60],  # the same names as the first date, another graph
+    }
+    edges, teleport = _keyed_frames(spark, graphs)
+    params = {"key": C.AS_OF, "damping": UNION_DAMPING, "tol": UNION_TOL, "max_iter": 1000}
+
+    distributed = pr.pagerank_distributed_by_key(edges, teleport, **params)
+    local = pr.pagerank_local_by_key(edges, teleport, **params)
+
+    assert sorted(distributed.results) == sorted(graphs)
+    assert len({local.results[key].iterations for key in graphs}) > 1
+    for key in graphs:
+        mine, theirs = distributed.results[key], local.results[key]
+        assert mine.method == "distributed" and mine.converged
+        assert mine.iterations == theirs.iterations
+        assert mine.residuals == pytest.approx(theirs.residuals, rel=1e-6, abs=1e-13)
+        assert (mine.node_count, mine.edge_count) == (theirs.node_count, theirs.edge_count)
+        assert _l1(_ranks(mine), _ranks(theirs)) < 1e-12
+    all_mine, all_theirs = _keyed_ranks(distributed), _keyed_ranks(local)
+    assert all_mine.keys() == all_theirs.keys()
+    assert max(abs(all_mine[k] - all_theirs[k]) for k in all_mine) < 1e-12
+
+
+def test_keyed_graphs_over_the_broadcast_limit_are_solved_one_by_one(spark, monkeypatch):
+    graphs = {"2026-10-01": _real_graphs()["florentine"], "2026-10-02": _real_graphs()["karate"]}
+    edges, teleport = _keyed_frames(spark, graphs)
+    params = {"key": C.AS_OF, "damping": DAMPING, "tol": 1e-10, "max_iter": 4}
+    monkeypatch.setattr(pr, "BROADCAST_MAX_NODES", 20)  # 15 + 34 nodes: florentine in blocks, karate joined
+
+    distributed = pr.pagerank_distributed_by_key(edges, teleport, **params)
+    local = pr.pagerank_local_by_key(edges, teleport, **params)
+
+    for key in graphs:
+        assert distributed.results[key].residuals == pytest.approx(local.results[key].residuals, rel=1e-9)
+        assert _l1(_ranks(distributed.results[key]), _ranks(local.results[key])) < 1e-12
+    all_mine, all_theirs = _keyed_ranks(distributed), _keyed_ranks(local)
+    assert all_mine.keys() == all_theirs.keys()
+    assert max(abs(all_mine[k] - all_theirs[k]) for k in all_mine) < 1e-12
+
+
+@pytest.mark.parametrize(("method", "layout"), [("local", None), ("distributed", "blocks"), ("distributed", "joined")])
+def test_a_graph_of_isolated_nodes_ranks_by_trust(spark, method, layout):
+    """No edge at all (every block partition empty): every node is dangling, so the ranks are the teleport vector."""
+    edges = spark.createDataFrame([], EDGE_SCHEMA)
+    teleport = spark.createDataFrame([("a", 1.0), ("b", 3.0)], TELEPORT_SCHEMA)
+
+    if layout is None:
+        result = pr.pagerank(edges, teleport, tol=1e-12, method=method)
+    else:
+        result = pr.pagerank_distributed(edges, teleport, damping=DAMPING, tol=1e-12, max_iter=10, layout=layout)
+
+    assert result.converged and result.iterations == 2
+    assert (result.node_count, result.edge_count) == (2, 0)
+    assert _ranks(result) == pytest.approx({"a": 0.25, "b": 0.75}, abs=1e-15)
+
+
+@pytest.mark.parametrize("method", ["local", "distributed"])
+def test_propagate_solves_all_dates_of_a_chunk_in_one_pass(spark, method):
+    """The pipeline's dispatch: ``method`` local or distributed, every date of the pass at once, the same ranks."""
+    graphs = {date(2026, 10, 1): _real_graphs()["karate"], date(2026, 10, 2): _real_graphs()["florentine"]}
+    edges, teleport = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
+    edges = edges.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+    teleport = teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+    cfg = load_settings("local", overrides=[f"propagate.method={method}", "propagate.tol=1.0e-10"]).propagate
+
+    results, ranks = pipeline._pagerank_by_date(edges, teleport, sorted(graphs), cfg)
+
+    alone = {
+        day: pr.pagerank(
+            edges.filter(F.col(C.AS_OF) == F.lit(day)).drop(C.AS_OF),
+            teleport.filter(F.col(C.AS_OF) == F.lit(day)).drop(C.AS_OF),
+            damping=cfg.damping, tol=cfg.tol, method="local",
+        )
+        for day in graphs
+    }
+    stored = {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in ranks.collect()}
+    for day in graphs:
+        assert results[day].method == method
+        assert results[day].iterations == alone[day].iterations
+        mine = {node: rank for (at, node), rank in stored.items() if at == day}
+        assert _l1(mine, _ranks(alone[day])) < 1e-12
