@@ -434,14 +434,8 @@ def test_missing_column_is_an_error(spark):
 # --------------------------------------------------------------------------- many graphs in one pass
 
 
-def test_graphs_keyed_by_date_are_each_solved_as_if_alone(spark):
-    """Four graphs (two dates share node names) in one pass: each matches networkx and its own solo run bit for bit."""
-    graphs = {
-        "2026-10-01": _real_graphs()["karate"],
-        "2026-10-02": _generated_rows(),
-        "2026-10-03": _real_graphs()["florentine"],
-        "2026-10-04": _real_graphs()["karate"][:60],  # the same names as the first date, another graph
-    }
+def _keyed_frames(spark, graphs: dict[str, list[tuple[str, str, float]]]):
+    """``edges`` and ``teleport`` of graphs keyed by ``as_of`` (a string here), and each graph's trust."""
     trusts = {key: _uneven_trust(_nodes_of(rows), seed=n) for n, (key, rows) in enumerate(graphs.items())}
     edges = spark.createDataFrame(
         [(key, *row) for key, rows in graphs.items() for row in rows], "as_of string, src string, dst string, weight double"
@@ -450,6 +444,18 @@ def test_graphs_keyed_by_date_are_each_solved_as_if_alone(spark):
         [(key, node, value) for key, trust in trusts.items() for node, value in sorted(trust.items())],
         "as_of string, node string, trust double",
     )
+    return edges, teleport, trusts
+
+
+def test_graphs_keyed_by_date_are_each_solved_as_if_alone(spark):
+    """Four graphs (two dates share node names) in one pass: each matches networkx and its own solo run bit for bit."""
+    graphs = {
+        "2026-10-01": _real_graphs()["karate"],
+        "2026-10-02": _generated_rows(),
+        "2026-10-03": _real_graphs()["florentine"],
+        "2026-10-04": _real_graphs()["karate"][:60],  # the same names as the first date, another graph
+    }
+    edges, teleport, trusts = _keyed_frames(spark, graphs)
 
     keyed = pr.pagerank_local_by_key(edges, teleport, key=C.AS_OF, damping=DAMPING, tol=1e-12, max_iter=1000)
 
@@ -476,18 +482,6 @@ def test_a_keyed_graph_without_trust_is_named(spark, solve):
         solve(edges, teleport, key=C.AS_OF, damping=DAMPING, tol=1e-10, max_iter=100)
 
 
-def _keyed_frames(spark, graphs: dict[str, list[tuple[str, str, float]]]):
-    trusts = {key: _uneven_trust(_nodes_of(rows), seed=n) for n, (key, rows) in enumerate(graphs.items())}
-    edges = spark.createDataFrame(
-        [(key, *row) for key, rows in graphs.items() for row in rows], "as_of string, src string, dst string, weight double"
-    )
-    teleport = spark.createDataFrame(
-        [(key, node, value) for key, trust in trusts.items() for node, value in sorted(trust.items())],
-        "as_of string, node string, trust double",
-    )
-    return edges, teleport
-
-
 def _keyed_ranks(keyed: pr.KeyedPageRank) -> dict[tuple[str, str], float]:
     return {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in keyed.ranks.collect()}
 
@@ -500,7 +494,7 @@ def test_distributed_pass_over_keyed_graphs_matches_the_local_pass(spark):
         "2026-10-03": _real_graphs()["davis"],  # bipartite: the slowest to converge
         "2026-10-04": _real_graphs()["karate"][:60],  # the same names as the first date, another graph
     }
-    edges, teleport = _keyed_frames(spark, graphs)
+    edges, teleport, _ = _keyed_frames(spark, graphs)
     params = {"key": C.AS_OF, "damping": UNION_DAMPING, "tol": UNION_TOL, "max_iter": 1000}
 
     distributed = pr.pagerank_distributed_by_key(edges, teleport, **params)
@@ -522,7 +516,7 @@ def test_distributed_pass_over_keyed_graphs_matches_the_local_pass(spark):
 
 def test_keyed_graphs_over_the_broadcast_limit_are_solved_one_by_one(spark, monkeypatch):
     graphs = {"2026-10-01": _real_graphs()["florentine"], "2026-10-02": _real_graphs()["karate"]}
-    edges, teleport = _keyed_frames(spark, graphs)
+    edges, teleport, _ = _keyed_frames(spark, graphs)
     params = {"key": C.AS_OF, "damping": DAMPING, "tol": 1e-10, "max_iter": 4}
     monkeypatch.setattr(pr, "BROADCAST_MAX_NODES", 20)  # 15 + 34 nodes: florentine in blocks, karate joined
 
@@ -557,7 +551,7 @@ def test_a_graph_of_isolated_nodes_ranks_by_trust(spark, method, layout):
 def test_propagate_solves_all_dates_of_a_chunk_in_one_pass(spark, method):
     """The pipeline's dispatch: ``method`` local or distributed, every date of the pass at once, the same ranks."""
     graphs = {date(2026, 10, 1): _real_graphs()["karate"], date(2026, 10, 2): _real_graphs()["florentine"]}
-    edges, teleport = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
+    edges, teleport, _ = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
     edges = edges.withColumn(C.AS_OF, F.to_date(C.AS_OF))
     teleport = teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF))
     cfg = load_settings("local", overrides=[f"propagate.method={method}", "propagate.tol=1.0e-10"]).propagate
