@@ -565,12 +565,14 @@ def pagerank_distributed(
     -----
     Two layouts, one contract; the edges never come to the driver in either.
 
-    ``"blocks"`` (:func:`pagerank_distributed_by_key`, one graph): the edges
-    are shuffled once by destination into blocks, each a sparse matrix in one
-    row of arrays, kept as a local checkpoint; an iteration broadcasts the rank
-    vector (8 bytes a node) and every block returns the new in-link sums of its
-    destinations (one SciPy matrix-vector product per block, in the executors'
-    Python workers). The driver holds O(nodes) vectors, never edges.
+    ``"blocks"`` (the layout :func:`pagerank_distributed_by_key` runs for many
+    graphs): the edges are shuffled once by destination into blocks, each a
+    sparse matrix in one row of arrays, kept as a local checkpoint; an
+    iteration broadcasts the rank vector divided by the out-weights (8 bytes a
+    node) and every block returns the new in-link sums of its destinations (one
+    SciPy matrix-vector product per block, in the executors' Python workers),
+    so an iteration is one Spark job and no edge row moves. The driver holds
+    a few vectors of one value per node (out-weights, trust, ranks), never edges.
 
     ``"joined"``: the rank vector is a DataFrame too, for graphs whose node
     vector should not pass through the driver. Node ids are numbered densely
