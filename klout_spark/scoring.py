@@ -266,12 +266,15 @@ def with_score_delta_7d(scores: DataFrame, history: DataFrame) -> DataFrame:
 def _genuine_engagements_on_posts(
     events: DataFrame, flags: DataFrame, vectors: DateVectors, *, window_days: int
 ) -> DataFrame:
-    """Engagements with each post by engagers genuine as of each date (not by its author), as vectors.
+    """Engagements with each post by engagers genuine as of some date (not by its author), as vectors.
 
-    One row per ``network``, post (``parent_post_id``), author (``subject_id``)
-    and engager (``actor_id``), with ``_engagements``: a long vector over the
-    dates of ``vectors``, the engager's engagements with the post in the
-    trailing ``window_days`` of each date while genuine on that date.
+    One row per engagement event of the longest window (``network``, post
+    ``parent_post_id``, author ``subject_id``, engager ``actor_id``), with
+    ``_engagements``: a long vector over the dates of ``vectors``, 1 where the
+    event is in the trailing ``window_days`` of the date and its engager
+    genuine on that date. Not grouped: each caller groups once, by what it
+    counts (a grouping per (post, engager) here cost a shuffle of every
+    engagement and saved few rows).
     """
     dates = vectors.dates
     genuine_dates = genuine_dates_by_engager(flags, dates)
@@ -280,9 +283,10 @@ def _genuine_engagements_on_posts(
         .filter(F.col(C.EVENT_TYPE).isin(list(S.POST_ENGAGEMENT_TYPES)) & F.col(C.PARENT_POST_ID).isNotNull())
         .filter(F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID))
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
-        .withColumn("_engagements", vectors.counts(lambda day: genuine_in_window(day, window_days)))
-        .groupBy(C.NETWORK, C.PARENT_POST_ID, C.SUBJECT_ID, C.ACTOR_ID)
-        .agg(vectors.combined(F.col("_engagements"), plus).alias("_engagements"))
+        .select(
+            C.NETWORK, C.PARENT_POST_ID, C.SUBJECT_ID, C.ACTOR_ID,
+            vectors.counts(lambda day: genuine_in_window(day, window_days)).alias("_engagements"),
+        )
     )
 
 
@@ -337,28 +341,39 @@ def score_topics_by_as_of(
     engaged = _genuine_engagements_on_posts(events, flags, vectors, window_days=window_days).select(
         C.NETWORK, F.col(C.PARENT_POST_ID).alias(C.POST_ID), C.ACTOR_ID, "_engagements"
     )
-    # Per (post, topic, engager): at each date, both the post and a genuine engagement with it in the window?
+    topic = [C.NETWORK, C.USER_ID, C.TOPIC]
+    # Per engagement of a post on a topic: at each date, both the post and the genuine engagement in the
+    # window? Each such row is evidence for its post and for its engager: counted distinct per topic by
+    # one grouping per (topic, post or engager), then one per topic (as Spark counts two distinct columns).
     evidence = posts.join(engaged, on=[C.NETWORK, C.POST_ID], how="inner").select(
-        C.NETWORK, C.USER_ID, C.TOPIC, C.POST_ID, C.ACTOR_ID,
+        *topic,
         vectors.zipped(
             F.col("_post_in_window"),
             F.col("_engagements"),
             lambda post, engagements: F.when(engagements > 0, post).otherwise(0),
         ).alias("_evidence"),
+        F.explode(
+            F.array(
+                F.struct(F.lit(True).alias("_is_post"), F.col(C.POST_ID).alias("_id")),
+                F.struct(F.lit(False).alias("_is_post"), F.col(C.ACTOR_ID).alias("_id")),
+            )
+        ).alias("_item"),
     )
-    topic = [C.NETWORK, C.USER_ID, C.TOPIC]
-
-    def distinct_per_topic(column: str, alias: str) -> DataFrame:
-        return (
-            evidence.groupBy(*topic, column)
-            .agg(vectors.combined(F.col("_evidence"), larger).alias("_evidence"))
-            .groupBy(*topic)
-            .agg(vectors.combined(F.col("_evidence"), plus).alias(alias))
+    per_item = (
+        evidence.groupBy(*topic, "_item")
+        .agg(vectors.combined(F.col("_evidence"), larger).alias("_evidence"))
+        .select(
+            *topic,
+            F.when(F.col("_item._is_post"), F.col("_evidence")).otherwise(vectors.zeros()).alias("_posts"),
+            F.when(~F.col("_item._is_post"), F.col("_evidence")).otherwise(vectors.zeros()).alias("_engagers"),
         )
-
+    )
     per_topic = (
-        distinct_per_topic(C.POST_ID, "_posts")
-        .join(distinct_per_topic(C.ACTOR_ID, "_engagers"), on=topic, how="inner")
+        per_item.groupBy(*topic)
+        .agg(
+            vectors.combined(F.col("_posts"), plus).alias("_posts"),
+            vectors.combined(F.col("_engagers"), plus).alias("_engagers"),
+        )
         .select("*", vectors.explode())
         .filter(at_slot("_posts") > 0)
         .select(
