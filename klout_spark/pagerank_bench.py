@@ -96,7 +96,8 @@ def _cpu_seconds(pid: int) -> float:
             continue
         process = int(stat.parent.name)
         parents[process] = int(fields[1])
-        ticks[process] = int(fields[11]) + int(fields[12])
+        # utime + stime, plus cutime + cstime: the CPU of children that ended and were reaped.
+        ticks[process] = sum(int(value) for value in fields[11:15])
     total = 0
     for process, used in ticks.items():
         ancestor = process

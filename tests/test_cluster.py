@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from pyspark.sql import functions as F
 
 from klout_spark import catalog
 from klout_spark import columns as C
@@ -153,17 +154,30 @@ def _scores(lake) -> list:
     return sorted(lake.read(catalog.SCORES).select(*SCORE_COLUMNS).collect())
 
 
+def _ranks(lake) -> dict[tuple[str, str], float]:
+    rows = lake.read(catalog.NETWORK_RANK).select(C.NETWORK, C.USER_ID, C.PAGERANK).collect()
+    return {(row[C.NETWORK], row[C.USER_ID]): row[C.PAGERANK] for row in rows}
+
+
 @pytest.fixture(scope="module")
-def local_scores(spark, dump, tmp_path_factory):  # noqa: ARG001 - the session must exist first
+def local_lake(spark, dump, tmp_path_factory):  # noqa: ARG001 - the session must exist first
+    """The lakehouse of the same daily run in local mode (local PageRank path)."""
     from tests.conftest import test_settings
 
     settings = test_settings(str(tmp_path_factory.mktemp("local") / "lake"), "lake.database=cl_local", *SETTINGS)
     p = Pipeline.open(settings)
     run_daily(p, as_of=AS_OF, inputs=[str(dump)])
-    return _scores(p.lake)
+    return p.lake
 
 
-def _submit(cluster: Cluster, dist: Path, dump: Path, lake_root: Path, log: Path) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def local_scores(local_lake):
+    return _scores(local_lake)
+
+
+def _submit(
+    cluster: Cluster, dist: Path, dump: Path, lake_root: Path, log: Path, *, extra: tuple[str, ...] = ()
+) -> subprocess.Popen:
     command = [
         str(SPARK_HOME / "bin" / "spark-submit"),
         "--master", cluster.master_url,
@@ -187,7 +201,7 @@ def _submit(cluster: Cluster, dist: Path, dump: Path, lake_root: Path, log: Path
         "--input", str(dump),
         "--set", f"lake.root={lake_root}",
         "--set", "lake.database=cl_cluster",
-        *[arg for setting in SETTINGS for arg in ("--set", setting)],
+        *[arg for setting in (*SETTINGS, *extra) for arg in ("--set", setting)],
     ]
     handle = open(log, "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=_env(), cwd=PROJECT,
@@ -204,10 +218,14 @@ def _finish(job: subprocess.Popen, log: Path) -> None:
     assert job.returncode == 0, log.read_text(errors="replace")[-4000:]
 
 
-def _cluster_scores(spark, lake_root: Path) -> list:  # noqa: ARG001 - read with the test session
+def _cluster_lake(spark, lake_root: Path):
     from klout_spark.io import Lakehouse
 
-    return _scores(Lakehouse(spark, str(lake_root), "cl_cluster"))
+    return Lakehouse(spark, str(lake_root), "cl_cluster")
+
+
+def _cluster_scores(spark, lake_root: Path) -> list:
+    return _scores(_cluster_lake(spark, lake_root))
 
 
 def test_daily_job_on_a_standalone_cluster_gives_the_local_scores(spark, cluster, dist, dump, local_scores, tmp_path):
@@ -235,3 +253,16 @@ def test_daily_job_survives_the_loss_of_a_worker(spark, cluster, dist, dump, loc
     assert _cluster_scores(spark, tmp_path / "lake") == local_scores
     master_log = cluster.master_log.read_text(errors="replace")
     assert "Removing worker" in master_log or "lost" in master_log.lower()
+
+
+def test_distributed_propagation_on_the_cluster_gives_the_local_ranks(spark, cluster, dist, dump, local_lake, tmp_path):
+    """The distributed path's blocks layout with executors in other JVMs: Python workers, the broadcast rank vector."""
+    log = tmp_path / "submit.log"
+    _finish(_submit(cluster, dist, dump, tmp_path / "lake", log, extra=("propagate.method=distributed",)), log)
+
+    lake = _cluster_lake(spark, tmp_path / "lake")
+    details = lake.read(catalog.RUNS).filter(F.col(C.STAGE) == "propagate").select(C.DETAILS).first()[0]
+    assert '"method": "distributed"' in details
+    mine, theirs = _ranks(lake), _ranks(local_lake)
+    assert mine.keys() == theirs.keys() and len(mine) > 100
+    assert sum(abs(mine[key] - theirs[key]) for key in mine) < 1e-9
