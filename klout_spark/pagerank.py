@@ -206,9 +206,11 @@ def pagerank(
     function stops when it is below ``tol`` (a tolerance that does not loosen as
     the graph grows). Pass ``tol / N`` to networkx to run the same iterations.
 
-    ``"auto"`` counts the edge rows (one scan of ``edges``) to choose. Both paths
-    read ``edges`` twice (once to index the node ids, once to map the edges to
-    them): persist ``edges`` first if it is expensive to compute.
+    ``"auto"`` counts the edge rows (one scan of ``edges``) to choose. The
+    local path and the joined layout read ``edges`` twice (once to index the
+    node ids, once to map the edges to them), the blocks layout three times
+    (also for the out-weights): persist ``edges`` first if it is expensive to
+    compute.
 
     ``ranks`` is lazy: it joins the final rank vector back to the node ids, both
     held as local checkpoints (executor memory and disk, not reliable storage)
