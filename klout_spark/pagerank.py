@@ -5,11 +5,11 @@ weighted PageRank (TrustRank style). :func:`pagerank` computes it with the
 semantics of ``networkx.pagerank(G, alpha=damping, personalization=trust,
 weight="weight", dangling=None)`` and picks one of two executions by graph size:
 
-- :func:`pagerank_local`: ids are mapped to dense integers in Spark, only the
-  compact ``(int src, int dst, double weight)`` arrays cross to the driver
-  (Arrow), and the power iteration runs as SciPy sparse matrix-vector products.
-  :func:`pagerank_local_by_key` does the same for many graphs keyed by a
-  column (the ``as_of`` dates of a backfill) in one collect.
+- :func:`pagerank_local`: the edges cross to the driver as Arrow batches in
+  one collect, the driver maps the ids to dense integers (Arrow's hash
+  dictionary), and the power iteration runs as SciPy sparse matrix-vector
+  products. :func:`pagerank_local_by_key` does the same for many graphs keyed
+  by a column (the ``as_of`` dates of a backfill) in one collect.
 - :func:`pagerank_distributed`: the edges stay in the executors, for graphs
   that do not fit the driver. Up to :data:`BROADCAST_MAX_NODES` nodes they are
   cached as sparse blocks and each iteration ships the blocks the rank vector
@@ -207,14 +207,16 @@ def pagerank(
     the graph grows). Pass ``tol / N`` to networkx to run the same iterations.
 
     ``"auto"`` counts the edge rows (one scan of ``edges``) to choose. The
-    local path and the joined layout read ``edges`` twice (once to index the
-    node ids, once to map the edges to them), the blocks layout three times
-    (also for the out-weights): persist ``edges`` first if it is expensive to
-    compute.
+    local path reads ``edges`` once (its collect), the joined layout twice
+    (once to index the node ids, once to map the edges to them), the blocks
+    layout three times (also for the out-weights): persist ``edges`` first if
+    it is expensive to compute.
 
-    ``ranks`` is lazy: it joins the final rank vector back to the node ids, both
-    held as local checkpoints (executor memory and disk, not reliable storage)
-    for as long as ``ranks`` is referenced. Write it out or persist it.
+    The local path's ``ranks`` is built from the driver's Arrow table. The
+    distributed path's is lazy: it joins the final rank vector back to the
+    node ids, both held as local checkpoints (executor memory and disk, not
+    reliable storage) for as long as ``ranks`` is referenced. Write it out or
+    persist it.
 
     Examples
     --------
@@ -324,59 +326,147 @@ def pagerank_local_by_key(
 
     Notes
     -----
-    The ``(key, node)`` pairs are numbered densely in Spark in ``(key, node)``
-    order (a sort, a local checkpoint and per-partition offsets, no
-    single-partition window), so each graph's ids form one contiguous range
-    and a node's id within its graph does not depend on the other graphs: a
-    graph solved alone or with others gives the same bits. The edges are
-    mapped to those numbers in Spark (broadcast joins when the node table is
-    small) and only ``(int32 src, int32 dst, double weight)`` is collected,
-    with the teleport rows in the same job, as Arrow batches: 16 bytes an edge
-    on the driver, plus SciPy's CSR copy (12 bytes an edge) of one graph at a
-    time. Duplicate pairs are summed by the CSR build, not by a Spark shuffle.
-    Each graph is solved by :func:`scipy_power_iteration`; all ranks go back
-    to Spark as one Arrow table joined to the node ids. There is no size guard
-    here: the caller bounds the total edge rows.
+    Two Spark jobs: ``edges`` and ``teleport`` are collected as they are, as
+    Arrow batches (``key``, the ids as strings, the weights), with no shuffle.
+    The driver numbers the ``(key, node)`` pairs densely in ``(key, node)``
+    order with Arrow's hash dictionary and NumPy (:func:`_numbered_on_driver`),
+    so each graph's ids form one contiguous range and a node's id within its
+    graph does not depend on the other graphs: a graph solved alone or with
+    others gives the same bits. Each graph is solved by
+    :func:`scipy_power_iteration` (duplicate pairs are summed by its CSR
+    build); all ranks go back to Spark as one Arrow table with their keys and
+    node ids, so ``ranks`` holds no reference to the input.
+
+    Driver memory: the collected batches (about 20 bytes an edge plus its two
+    ids' characters), numbering arrays while the ids are numbered (about 50
+    bytes an edge), then the int32 ids and weights (16 bytes an edge) and
+    SciPy's CSR copy of one graph at a time (12 bytes an edge). The collect counts
+    against ``spark.driver.maxResultSize``. There is no size guard here: the
+    caller bounds the total edge rows.
     """
     _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=1)
     edges, teleport = _validated_inputs(edges, teleport, where="pagerank_local", keys=(key,))
     spark = edges.sparkSession
     started = time.perf_counter()
-    node_ids, graphs = _indexed_keyed_nodes(edges, teleport, key)
-    node_count = sum(count for _, _, count in graphs)
-    if node_count >= 2**31:
-        raise ValueError(f"pagerank_local: {node_count} nodes do not fit int32 ids; use method='distributed'")
-    node_ids = node_ids.select(key, C.NODE, F.col(_ID).cast("int").alias(_ID))
-    # One collect for both: teleport rows ride along as (node, -1, trust).
-    trust_rows = _teleport_with_ids(teleport, node_ids, node_count, keys=[key]).select(
-        F.col(_ID).alias(_SRC_ID), F.lit(-1).alias(_DST_ID), F.col(C.TRUST).alias(_W)
+    edge_table = edges.toArrow()
+    teleport_table = teleport.toArrow()
+    collected = time.perf_counter()
+    numbered = _numbered_on_driver(
+        names=(edge_table.column(C.SRC), edge_table.column(C.DST), teleport_table.column(C.NODE)),
+        keys=(edge_table.column(key), edge_table.column(key), teleport_table.column(key)),
     )
-    table = _edges_with_ids(edges, node_ids, node_count, keys=[key]).unionByName(trust_rows).toArrow()
-    ids_from = _to_numpy(table.column(_SRC_ID), np.int32)
-    ids_to = _to_numpy(table.column(_DST_ID), np.int32)
-    values = _to_numpy(table.column(_W), np.float64)
-    is_trust = ids_to < 0
-    src, dst, weight = ids_from[~is_trust], ids_to[~is_trust], values[~is_trust]
-    trust_ids, trust_values = ids_from[is_trust], values[is_trust]
-    del table, ids_from, ids_to, values
+    if numbered.node_count >= 2**31:
+        raise ValueError(
+            f"pagerank_local: {numbered.node_count} nodes do not fit int32 ids; use method='distributed'"
+        )
+    weight = _to_numpy(edge_table.column(C.WEIGHT), np.float64)
+    trust_values = _to_numpy(teleport_table.column(C.TRUST), np.float64)
+    key_type = edges.schema[key].dataType
+    del edge_table, teleport_table
     _check_weights(weight, where="pagerank_local(edges)")
     _check_trust(trust_values, where="pagerank_local(teleport)")
-    trust = np.bincount(trust_ids, weights=trust_values, minlength=node_count)
-    transferred = time.perf_counter()
+    src, dst, trust_ids = numbered.ids
+    trust = np.bincount(trust_ids, weights=trust_values, minlength=numbered.node_count)
+    numbered_at = time.perf_counter()
     solved_ranks, solved = _solve_graphs(
-        src, dst, weight, trust, graphs, key=key, damping=damping, tol=tol, max_iter=max_iter
+        src, dst, weight, trust, numbered.graphs, key=key, damping=damping, tol=tol, max_iter=max_iter
     )
-    ranks = _ranks_frame(spark, solved_ranks, node_ids, node_count, [key])
+    ranked = pa.table({key: numbered.key_of_id, C.NODE: numbered.node_of_id, C.PAGERANK: solved_ranks})
+    ranks = spark.createDataFrame(ranked).select(F.col(key).cast(key_type).alias(key), C.NODE, C.PAGERANK)
     log.info(
-        "pagerank_local: %d graph(s), %d nodes, %d edges, iterations %s; spark+arrow %.2f s, scipy %.2f s",
-        len(graphs),
-        node_count,
+        "pagerank_local: %d graph(s), %d nodes, %d edges, iterations %s; collect %.2f s, numbering %.2f s, "
+        "scipy %.2f s",
+        len(numbered.graphs),
+        numbered.node_count,
         sum(r.edge_count for r in solved),
         "/".join(str(len(r.residuals)) for r in solved),
-        transferred - started,
-        time.perf_counter() - transferred,
+        collected - started,
+        numbered_at - collected,
+        time.perf_counter() - numbered_at,
     )
-    return _keyed_results(ranks, graphs, solved, key=key, method="local")
+    return _keyed_results(ranks, numbered.graphs, solved, key=key, method="local")
+
+
+class _DriverNumbering(NamedTuple):
+    """Dense ids of ``(key, node)`` pairs, as :func:`_numbered_on_driver` gives them."""
+
+    ids: tuple[np.ndarray, ...]  # per input name column, the id of every row (int32)
+    graphs: list[tuple[Any, int, int]]  # per key in id order: (value, first id, nodes)
+    key_of_id: pa.Array  # the key value of every id
+    node_of_id: pa.Array  # the node name of every id
+
+    @property
+    def node_count(self) -> int:
+        return len(self.node_of_id)
+
+
+# Numbering uses a presence table of all (key, name) slots while it has at most this many slots per name
+# occurrence, or this minimum; beyond, np.unique (a sort).
+_PRESENCE_SLOTS_PER_ROW = 2
+_PRESENCE_MIN_SLOTS = 1_000_000
+
+
+def _numbered_on_driver(
+    *, names: tuple[pa.ChunkedArray, ...], keys: tuple[pa.ChunkedArray, ...]
+) -> _DriverNumbering:
+    """Number the ``(key, name)`` pairs of Arrow columns densely, in ``(key, name)`` order.
+
+    ``names[i]`` and ``keys[i]`` are the name and key of the same rows (the
+    edges' ``src``, their ``dst``, the teleport's ``node``). Names and keys are each
+    hashed once (Arrow's dictionary encoding) and their dictionaries sorted
+    (byte order, as Spark orders strings; a null key last); a pair's code is
+    ``key rank * names + name rank``, and the codes present are numbered by a
+    cumulative sum over a presence table (or ``np.unique`` when that table
+    would be large). Raises ``ValueError`` on a null name.
+    """
+    if any(column.null_count for column in names):
+        raise ValueError(
+            f"null node id: '{C.SRC}'/'{C.DST}' of edges or '{C.NODE}' of teleport is null (every id must be set)"
+        )
+    name_dictionary, name_rank = _ranked_dictionary(
+        pa.chunked_array([chunk for column in names for chunk in column.chunks], type=names[0].type)
+    )
+    key_dictionary, key_rank = _ranked_dictionary(
+        pa.chunked_array([chunk for column in keys for chunk in column.chunks], type=keys[0].type)
+    )
+    width = max(len(name_dictionary), 1)
+    space = len(key_dictionary) * width
+    code = key_rank.astype(np.int64 if space >= 2**31 else np.int32) * width + name_rank
+    if space <= max(_PRESENCE_SLOTS_PER_ROW * len(code), _PRESENCE_MIN_SLOTS):
+        present = np.zeros(space, dtype=bool)
+        present[code] = True
+        codes = np.flatnonzero(present)
+        dense = np.cumsum(present, dtype=code.dtype)[code] - 1
+        del present
+    else:
+        codes, dense = np.unique(code, return_inverse=True)
+    dense = dense.astype(np.int32) if len(codes) < 2**31 else dense
+    key_of_code, name_of_code = np.divmod(codes, width)
+    counts = np.bincount(key_of_code, minlength=len(key_dictionary))
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+    key_values = key_dictionary.to_pylist()
+    graphs = [(key_values[k], int(firsts[k]), int(counts[k])) for k in np.flatnonzero(counts)]
+    bounds = np.cumsum([len(column) for column in names])
+    return _DriverNumbering(
+        ids=tuple(np.split(dense, bounds[:-1])),
+        graphs=graphs,
+        key_of_id=key_dictionary.take(pa.array(key_of_code)),
+        node_of_id=name_dictionary.take(pa.array(name_of_code)),
+    )
+
+
+def _ranked_dictionary(values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The distinct values sorted (nulls last), and each row's position among them (int32)."""
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
+    if encoded.num_chunks:
+        dictionary = encoded.chunk(0).dictionary
+        indices = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks])
+    else:
+        dictionary, indices = pa.array([], type=values.type), np.zeros(0, dtype=np.int32)
+    order = pc.array_sort_indices(dictionary, null_placement="at_end").to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return dictionary.take(pa.array(order)), rank[indices]
 
 
 def _ranks_frame(

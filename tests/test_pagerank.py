@@ -6,6 +6,7 @@ from datetime import date
 
 import networkx as nx
 import numpy as np
+import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -469,6 +470,35 @@ def test_graphs_keyed_by_date_are_each_solved_as_if_alone(spark):
         assert keyed.results[key].residuals == alone.residuals
         assert keyed.results[key].node_count == len(_nodes_of(rows)) == alone.node_count
         assert _l1(mine, _networkx_ranks(rows, trusts[key], DAMPING)) < 1e-9
+
+
+@pytest.mark.parametrize("table", ["presence", "unique"])
+def test_driver_numbering_is_dense_in_key_then_name_order(monkeypatch, table):
+    if table == "unique":  # force the sort-based branch
+        monkeypatch.setattr(pr, "_PRESENCE_SLOTS_PER_ROW", 0)
+        monkeypatch.setattr(pr, "_PRESENCE_MIN_SLOTS", 0)
+    edge_keys = pa.chunked_array([[2, 1], [2]])  # several chunks, as a collect gives them
+    names = (pa.chunked_array([["b", "a"], ["c"]]), pa.chunked_array([["a"], ["c", "b"]]), pa.chunked_array([["Z"]]))
+
+    numbered = pr._numbered_on_driver(names=names, keys=(edge_keys, edge_keys, pa.chunked_array([[1]])))
+
+    # Key 1 holds a, c and Z; key 2 holds a, b and c; byte order puts "Z" before "a", as Spark sorts.
+    assert numbered.graphs == [(1, 0, 3), (2, 3, 3)]
+    assert numbered.key_of_id.to_pylist() == [1, 1, 1, 2, 2, 2]
+    assert numbered.node_of_id.to_pylist() == ["Z", "a", "c", "a", "b", "c"]
+    src, dst, teleport = (ids.tolist() for ids in numbered.ids)
+    assert (src, dst, teleport) == ([4, 1, 5], [3, 2, 4], [0])
+    assert all(ids.dtype == np.int32 for ids in numbered.ids)
+
+
+def test_driver_numbering_of_nothing_is_empty():
+    empty = pa.chunked_array([], type=pa.string())
+    keys = pa.chunked_array([], type=pa.date32())
+
+    numbered = pr._numbered_on_driver(names=(empty, empty), keys=(keys, keys))
+
+    assert numbered.graphs == [] and numbered.node_count == 0
+    assert [len(ids) for ids in numbered.ids] == [0, 0]
 
 
 @pytest.mark.parametrize("solve", [pr.pagerank_local_by_key, pr.pagerank_distributed_by_key])
