@@ -63,6 +63,7 @@ RATIO_KEYS = (
     "validation_overhead",
     "validate_stage_share",
     "local_vs_scipy",
+    "local_floor_vs_scipy",
     "iteration_flatness",
     "speedup_vs_textbook",
     "distributed_vs_scipy_per_iteration",
@@ -82,7 +83,7 @@ STEP_NEEDS: dict[str, tuple[str, ...]] = {
 STEP_RATIOS: dict[str, tuple[str, ...]] = {
     "backfill": ("backfill_vs_daily",),
     "probe": ("ingest_vs_bare", "validation_overhead", "validate_stage_share", *QUALITY_KEYS),
-    "pagerank": ("local_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
+    "pagerank": ("local_vs_scipy", "local_floor_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
                  "distributed_vs_scipy_per_iteration"),
 }
 MIB = 1024 * 1024
@@ -205,6 +206,7 @@ def size_ratios(result: Mapping[str, Any]) -> tuple[dict[str, float | None], dic
         "validation_overhead": overhead_fraction(ingest, validate, checking),
         "validate_stage_share": overhead_fraction(ingest, validate),
         "local_vs_scipy": ratio(local.get("seconds"), scipy_run.get("seconds")),
+        "local_floor_vs_scipy": ratio((local.get("floor") or {}).get("seconds"), scipy_run.get("seconds")),
         "iteration_flatness": ratio(distributed.get("last_iteration"), distributed.get("second_iteration")),
         "speedup_vs_textbook": ratio(textbook.get("median_iteration"), distributed.get("median_iteration")),
         "distributed_vs_scipy_per_iteration": ratio(

@@ -4,7 +4,9 @@ Measures, in one Spark session:
 
 - ``local``: :func:`klout_spark.pagerank.pagerank_local` end to end, from a Delta
   edge table to a Delta rank table, against :func:`scipy_power_iteration` on the
-  same integer arrays (``local_vs_scipy``);
+  same integer arrays (``local_vs_scipy``), and the floor of any such path:
+  Spark's bare Arrow collect of the inputs and bare write of the ranks, plus
+  SciPy (``floor_vs_scipy``);
 - ``distributed``: :func:`pagerank_distributed` as the pipeline runs it on
   this graph (the ``"blocks"`` layout up to ``BROADCAST_MAX_NODES`` nodes),
   time per iteration (the second against the last);
@@ -245,6 +247,34 @@ def _measure_local(spark, report, read, graph, bare, *, damping, tol, workdir) -
     }
     local_ranks = _ranks_array(spark, str(workdir / "ranks_local"), graph["names"])
     report["local"]["l1_vs_scipy"] = float(np.abs(local_ranks - bare.ranks).sum())
+    report["local"]["floor"] = _local_floor(spark, read, graph, bare, scipy_seconds, workdir=workdir)
+
+
+def _local_floor(spark, read, graph, bare, scipy_seconds: float, *, workdir: Path) -> dict:
+    """The least any local path that reads and writes through Spark can take: I/O alone, plus SciPy.
+
+    Spark's bare collect of both input tables as Arrow and its bare write of a
+    ready rank table (node names and ranks, built outside the timing), both
+    as the local path does them but with nothing in between, added to the
+    SciPy time. ``floor_vs_scipy`` bounds ``local_vs_scipy`` from below on this
+    machine.
+    """
+    edge_frame, teleport_frame = read()
+    tick = time.perf_counter()
+    edge_frame.toArrow()
+    teleport_frame.toArrow()
+    read_seconds = time.perf_counter() - tick
+    ranked = pa.table({C.NODE: graph["names"], C.PAGERANK: bare.ranks})
+    tick = time.perf_counter()
+    spark.createDataFrame(ranked).write.format("delta").mode("overwrite").save(str(workdir / "ranks_floor"))
+    write_seconds = time.perf_counter() - tick
+    floor_seconds = read_seconds + scipy_seconds + write_seconds
+    return {
+        "read_seconds": round(read_seconds, 3),
+        "write_seconds": round(write_seconds, 3),
+        "seconds": round(floor_seconds, 3),
+        "floor_vs_scipy": round(floor_seconds / scipy_seconds, 2),
+    }
 
 
 def _measure_distributed(spark, report, read, graph, cpu, *, damping, iterations, workdir, layout, name) -> None:

@@ -66,7 +66,7 @@ def _measurements():
         "bare_ingest": {"seconds": 25.0},
         "propagation": {
             "scipy": {"seconds": 2.0, "seconds_per_iteration": 0.01},
-            "local": {"seconds": 3.0},
+            "local": {"seconds": 3.0, "floor": {"seconds": 2.5}},
             "distributed": {"second_iteration": 2.0, "last_iteration": 2.4, "median_iteration": 2.2},
             "textbook": {"median_iteration": 22.0},
         },
@@ -83,6 +83,7 @@ def test_size_ratios_from_measurements():
     assert ratios["validation_overhead"] == pytest.approx(0.25)
     assert ratios["validate_stage_share"] == pytest.approx(0.25)
     assert ratios["local_vs_scipy"] == pytest.approx(1.5)
+    assert ratios["local_floor_vs_scipy"] == pytest.approx(1.25)
     assert ratios["iteration_flatness"] == pytest.approx(1.2)
     assert ratios["speedup_vs_textbook"] == pytest.approx(10.0)
     assert ratios["distributed_vs_scipy_per_iteration"] == pytest.approx(220.0)
