@@ -435,14 +435,17 @@ def score_explain_by_as_of(
     flow = edges.join(sender_rank, on=[C.AS_OF, C.NETWORK, C.SRC], how="inner").withColumn(
         "flow", damping * F.col(C.PAGERANK) * F.col(C.WEIGHT)
     )
-    inflow_total = F.sum("flow").over(Window.partitionBy(C.AS_OF, C.NETWORK, C.DST))
+    # Engagers are ranked by their flow (the order of their shares) and divided by the account's
+    # inflow after the top-k cut: an aggregate and a join of k rows an account, where a window
+    # sum would buffer every in-edge of an account (all dates of a chunk) in one task.
+    inflow = flow.groupBy(C.AS_OF, C.NETWORK, F.col(C.DST).alias(C.USER_ID)).agg(F.sum("flow").alias("_inflow"))
     engagers = flow.select(
         C.AS_OF,
         C.NETWORK,
         F.col(C.DST).alias(C.USER_ID),
         F.lit("engager").alias(C.CONTRIBUTOR_KIND),
         F.col(C.SRC).alias(C.CONTRIBUTOR_ID),
-        (F.col("flow") / inflow_total).alias(C.CONTRIBUTION),
+        F.col("flow").alias(C.CONTRIBUTION),
     )
     vectors = DateVectors(as_of_dates)
     posts = (
@@ -462,10 +465,12 @@ def score_explain_by_as_of(
     largest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND).orderBy(
         F.col(C.CONTRIBUTION).desc(), F.col(C.CONTRIBUTOR_ID)
     )
+    is_engager = F.col(C.CONTRIBUTOR_KIND) == F.lit("engager")
     return (
         engagers.unionByName(posts)
         .withColumn(C.POSITION, F.row_number().over(largest_first).cast("long"))
         .filter(F.col(C.POSITION) <= top_k)
+        .join(inflow, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
         .select(
             C.AS_OF,
             C.NETWORK,
@@ -473,7 +478,9 @@ def score_explain_by_as_of(
             C.CONTRIBUTOR_KIND,
             C.CONTRIBUTOR_ID,
             C.POSITION,
-            F.round(C.CONTRIBUTION, 6).alias(C.CONTRIBUTION),
+            F.round(
+                F.when(is_engager, F.col(C.CONTRIBUTION) / F.col("_inflow")).otherwise(F.col(C.CONTRIBUTION)), 6
+            ).alias(C.CONTRIBUTION),
             F.lit(run_id).alias(C.RUN_ID),
         )
     )

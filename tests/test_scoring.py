@@ -159,6 +159,14 @@ def test_explain_names_top_engagers_by_pagerank_flow_and_top_posts(spark):
     engager_total = result.filter(F.col(C.CONTRIBUTOR_KIND) == "engager").agg(F.sum(C.CONTRIBUTION)).first()[0]
     assert engager_total == pytest.approx(1.0, abs=1e-5)
 
+    # A share is of the whole inflow, also for the engagers the top-k cut leaves out.
+    top_one = scoring.score_explain(
+        edges, ranks, events_df(spark, events), _flags(spark, ["big", "small", "a"]), AS_OF,
+        damping=0.85, top_k=1, run_id="r",
+    )
+    kept = sorted((r.contributor_kind, r.contributor_id, r.contribution) for r in top_one.collect())
+    assert kept == [("engager", "big", pytest.approx(share_big, abs=1e-6)), ("post", "p1", 2.0)]
+
 
 def test_person_score_is_the_best_linked_account(spark):
     scores = spark.createDataFrame(
