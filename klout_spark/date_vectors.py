@@ -55,8 +55,8 @@ class DateVectors:
         """A vector of zeros of type ``dtype`` (``long`` or ``double``)."""
         return F.array_repeat(F.lit(0).cast(dtype), self.slots)
 
-    def combined(self, vectors: Column, merge: Callable[[Column, Column], Column]) -> Column:
-        """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's long vectors.
+    def combined(self, vectors: Column, merge: Callable[[Column, Column], Column], dtype: str = "long") -> Column:
+        """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's vectors of ``dtype``.
 
         One plain ``max`` or ``sum`` per slot, so the group's vectors are never
         gathered (a ``collect_list`` folded with ``zip_with`` held every group
@@ -64,7 +64,7 @@ class DateVectors:
         is read once per slot.
         """
         aggregate = {plus: F.sum, larger: F.max}[merge]
-        return F.array(*[F.coalesce(aggregate(vectors[slot]), F.lit(0).cast("long")) for slot in range(self.slots)])
+        return F.array(*[F.coalesce(aggregate(vectors[slot]), F.lit(0).cast(dtype)) for slot in range(self.slots)])
 
     def explode(self) -> Column:
         """A generator column: one row per slot (column ``_slot``); pair with :meth:`as_of`."""

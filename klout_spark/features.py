@@ -76,34 +76,11 @@ def genuine_in_window(as_of: Column, window_days: int) -> Column:
     return F.array_contains(GENUINE_DATES, as_of) & in_trailing_window(as_of, F.col(C.EVENT_DATE), window_days)
 
 
-def events_by_genuine_as_of(
-    events: DataFrame, flags: DataFrame, as_of_dates: Sequence[date], *, window_days: int
-) -> DataFrame:
-    """Each event once per ``as_of`` whose trailing window holds it, on the dates its engager is genuine.
-
-    Adds column ``as_of``: a date of ``as_of_dates`` with ``as_of -
-    window_days < event_date <= as_of`` on which the row's ``actor_id`` is
-    genuine (``flags``: ``as_of``, ``network``, ``user_id``, ``is_genuine``).
-    The flags are joined before the expansion, as one row per account (its
-    genuine dates as a list), not on every expanded row.
-    """
-    dates = sorted(set(as_of_dates))
-    return (
-        events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
-        .join(genuine_dates_by_engager(flags, dates), on=[C.NETWORK, C.ACTOR_ID], how="inner")
-        .withColumn(
-            C.AS_OF,
-            F.explode(F.filter(GENUINE_DATES, lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), window_days))),
-        )
-        .drop(GENUINE_DATES)
-    )
-
-
 def genuine_dates_by_engager(flags: DataFrame, as_of_dates: Sequence[date]) -> DataFrame:
     """``network``, ``actor_id`` and the list of dates of ``as_of_dates`` on which that account is genuine.
 
-    One row per account genuine on at least one of the dates (``flags`` as in
-    :func:`events_by_genuine_as_of`).
+    One row per account genuine on at least one of the dates (``flags``:
+    ``as_of``, ``network``, ``user_id``, ``is_genuine``).
     """
     return (
         flags.filter(F.col(S.IS_GENUINE) & F.col(C.AS_OF).isin(sorted(set(as_of_dates))))

@@ -7,15 +7,16 @@ PageRank mass flows to accounts that influential accounts engage with.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
+from klout_spark.date_vectors import DateVectors, at_slot, plus
 from klout_spark.errors import ConfigError
-from klout_spark.features import events_by_genuine_as_of, with_as_of
+from klout_spark.features import events_between, genuine_dates_by_engager, genuine_in_window, with_as_of
 
 # Node keys join network and user id, since user ids are unique only within a network.
 NODE_SEPARATOR = "\t"
@@ -84,51 +85,81 @@ def engagement_edges_by_as_of(
 
     Notes
     -----
-    Interactions are first counted per pair, type and day (exact integers), so
-    each date's window expands those counts, not the raw events.
+    The dates are not expanded into rows (see :mod:`klout_spark.date_vectors`):
+    interactions are counted per (engager, author, day) with the day's typed
+    weight, each such row gets two vectors with a slot per date (its
+    interactions and its decayed weight where the day is in that date's window
+    and its engager genuine on that date), and the vectors are summed per pair.
+    The reciprocal discount joins each pair to its reverse once, the
+    out-weights are summed per engager once, and only the final edges are
+    exploded to one row per ``as_of`` (a pair gets a row for a date when it has
+    a positive weight then). So the work grows with the pairs, not with the
+    pairs times the dates.
     """
+    vectors = DateVectors(as_of_dates)
+    dates = vectors.dates
     interactions = (
-        events.filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
+        events_between(events, start=dates[0] - timedelta(days=window_days - 1), end=dates[-1])
+        .filter(F.col(C.SUBJECT_ID).isNotNull() & (F.col(C.SUBJECT_ID) != F.col(C.ACTOR_ID)))
         .withColumn("_type_weight", type_weight(F.col(C.EVENT_TYPE), type_weights))
         .filter(F.col("_type_weight") > 0)
     )
-    daily_pairs = interactions.groupBy(
-        C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_TYPE, "_type_weight", C.EVENT_DATE
-    ).agg(F.count(F.lit(1)).alias(C.INTERACTIONS))
     # The more an engager acts in a day, the less each act counts: a whole day's
     # count, the same for every as_of whose window holds that day.
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
-    daily_pairs = daily_pairs.withColumn("_acts_that_day", F.sum(C.INTERACTIONS).over(engager_day))
-    age = F.datediff(F.col(C.AS_OF), F.col(C.EVENT_DATE))
-    weighted = (
-        events_by_genuine_as_of(daily_pairs, flags, as_of_dates, window_days=window_days)
-        .withColumn(
-            C.WEIGHT,
-            F.col(C.INTERACTIONS) * F.col("_type_weight") * F.pow(F.lit(0.5), age / half_life_days)
-            / F.col("_acts_that_day"),
-        )
+    pair_days = (
+        interactions.groupBy(C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_DATE)
+        .agg(F.count(F.lit(1)).alias(C.INTERACTIONS), F.sum("_type_weight").alias("_typed"))
+        .withColumn("_acts", F.sum(C.INTERACTIONS).over(engager_day))
+        .join(genuine_dates_by_engager(flags, dates), on=[C.NETWORK, C.ACTOR_ID], how="inner")
     )
-    pairs = weighted.groupBy(
-        C.AS_OF, C.NETWORK, F.col(C.ACTOR_ID).alias(C.SRC), F.col(C.SUBJECT_ID).alias(C.DST)
-    ).agg(F.sum(C.INTERACTIONS).alias(C.INTERACTIONS), F.sum(C.WEIGHT).alias(C.WEIGHT))
-    reverse = pairs.select(
-        C.AS_OF, C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST),
-        F.col(C.WEIGHT).alias("reverse_weight"),
-    )
-    returned = F.least(F.col(C.WEIGHT), F.coalesce(F.col("reverse_weight"), F.lit(0.0)))
-    discounted = (
-        pairs.join(reverse, on=[C.AS_OF, C.NETWORK, C.SRC, C.DST], how="left")
-        .withColumn(C.WEIGHT, F.col(C.WEIGHT) - (1.0 - reciprocal_discount) * returned)
-        .filter(F.col(C.WEIGHT) > 0)
-    )
-    out_total = F.sum(C.WEIGHT).over(Window.partitionBy(C.AS_OF, C.NETWORK, C.SRC))
-    return discounted.select(
-        C.AS_OF,
+    def in_window(day: Column) -> Column:
+        return genuine_in_window(day, window_days)
+
+    def decayed(day: Column) -> Column:
+        age = F.datediff(day, F.col(C.EVENT_DATE))
+        return F.col("_typed") * F.pow(F.lit(0.5), age / half_life_days) / F.col("_acts")
+
+    def discounted_weight(weight: Column, reverse_weight: Column) -> Column:
+        returned = F.least(weight, F.coalesce(reverse_weight, F.lit(0.0)))
+        return weight - (1.0 - reciprocal_discount) * returned
+
+    day_vectors = pair_days.select(
         C.NETWORK,
-        C.SRC,
-        C.DST,
-        C.INTERACTIONS,
-        (F.col(C.WEIGHT) / out_total).alias(C.WEIGHT),
+        F.col(C.ACTOR_ID).alias(C.SRC),
+        F.col(C.SUBJECT_ID).alias(C.DST),
+        vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long")).alias("_n"),
+        vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0)).alias("_w"),
+    )
+    pair = [C.NETWORK, C.SRC, C.DST]
+    pairs = day_vectors.groupBy(*pair).agg(
+        vectors.combined(F.col("_n"), plus).alias("_n"),
+        vectors.combined(F.col("_w"), plus, dtype="double").alias("_w"),
+    )
+    reverse = pairs.select(
+        C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST), F.col("_w").alias("_reverse")
+    )
+    discounted = pairs.join(reverse, on=pair, how="left").select(
+        *pair,
+        "_n",
+        vectors.zipped(F.col("_w"), F.col("_reverse"), discounted_weight).alias("_w"),
+    )
+    by_engager = Window.partitionBy(C.NETWORK, C.SRC)
+    normalized = discounted.select(
+        *pair,
+        "_n",
+        "_w",
+        F.array(*[F.sum(F.col("_w")[slot]).over(by_engager) for slot in range(vectors.slots)]).alias("_out"),
+    )
+    return (
+        normalized.select(*pair, "_n", "_w", "_out", vectors.explode())
+        .filter((at_slot("_n") > 0) & (at_slot("_w") > 0))
+        .select(
+            vectors.as_of(),
+            *pair,
+            at_slot("_n").alias(C.INTERACTIONS),
+            (at_slot("_w") / at_slot("_out")).alias(C.WEIGHT),
+        )
     )
 
 

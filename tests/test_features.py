@@ -71,28 +71,6 @@ def test_one_pass_computes_many_as_of_dates_point_in_time(spark):
     assert got == {AS_OF: 5.0, week_ago: 6.0}
 
 
-def test_events_by_genuine_as_of_keeps_the_dates_the_engager_is_genuine(spark):
-    dates = [days_ago(1), AS_OF]
-    events = events_df(spark, [
-        event("e1", S.LIKE, "h1", "a", day=days_ago(1)),
-        event("e2", S.LIKE, "h2", "a", day=days_ago(1)),
-        event("e3", S.LIKE, "h3", "a", day=AS_OF),
-        event("e4", S.LIKE, "h3", "a", day=days_ago(6)),
-    ])
-    flags = spark.createDataFrame(
-        [(days_ago(1), "twitter", "h1", True), (AS_OF, "twitter", "h1", False),
-         (days_ago(1), "twitter", "h2", True), (AS_OF, "twitter", "h2", True),
-         (AS_OF, "twitter", "h3", True), (days_ago(5), "twitter", "h3", True)],
-        f"{C.AS_OF} date, {C.NETWORK} string, {C.USER_ID} string, {S.IS_GENUINE} boolean",
-    )
-    got = sorted(
-        (r.event_id, r.as_of)
-        for r in features.events_by_genuine_as_of(events, flags, dates, window_days=30).collect()
-    )
-    # h1 stopped being genuine on AS_OF; h3's flag of a date outside ``dates`` does not count.
-    assert got == [("e1", days_ago(1)), ("e2", days_ago(1)), ("e2", AS_OF), ("e3", AS_OF), ("e4", AS_OF)]
-
-
 def test_account_idle_on_as_of_still_gets_a_row_with_its_window(spark):
     daily = spark.createDataFrame([_daily_row("u", days_ago(3), posts=4)], S.USER_DAILY_SCHEMA)
     (row,) = features.windowed_features(daily, spark, [AS_OF], half_life_days=HALF_LIFE, inactive_days=2).collect()

@@ -1,4 +1,5 @@
 import pytest
+from pyspark.sql import functions as F
 
 from klout_spark import columns as C
 from klout_spark import graph
@@ -94,9 +95,50 @@ def test_the_more_an_engager_acts_in_a_day_the_less_each_act_counts(spark):
 
 
 def test_node_keys_round_trip(spark):
-    from pyspark.sql import functions as F
-
     df = spark.createDataFrame([("reddit", "u\twith tab")], "network string, user_id string")
     key = df.select(graph.node_key(F.col("network"), F.col("user_id")).alias("node"))
     network, user_id = graph.split_node_key(F.col("node"))
     assert key.select(network, user_id).first() == ("reddit", "u\twith tab")
+
+
+def test_edges_of_several_dates_equal_each_dates_own_edges(spark):
+    """One multi-date pass gives each date the edges a one-date pass gives it.
+
+    Over the dates the engagers' flags change, events enter and leave the
+    window, a pair becomes reciprocal and an engager's busy day splits its weight.
+    """
+    dates = [days_ago(40), days_ago(20), days_ago(5), AS_OF]
+    events = events_df(spark, [
+        event("1", S.RESHARE, "e", "a", parent="p", day=days_ago(100)),  # out of the window from days_ago(5) on
+        event("2", S.LIKE, "e", "b", parent="q", day=days_ago(30)),
+        event("3", S.REPLY, "b", "e", parent="r", day=days_ago(10)),  # b returns e's engagement from here on
+        event("4", S.LIKE, "e", "c", parent="s", day=days_ago(10)),
+        event("5", S.MENTION, "e", "d", day=days_ago(10)),
+        event("6", S.LIKE, "h", "a", parent="p", day=days_ago(3)),  # h is genuine on AS_OF only
+        event("7", S.FOLLOW, "e", "a", day=AS_OF),
+    ])
+    flag_rows = [(d, "twitter", u, True) for d in dates for u in ("e", "b")]
+    flag_rows += [(d, "twitter", "h", d == AS_OF) for d in dates]
+    flags = spark.createDataFrame(
+        flag_rows, f"{C.AS_OF} date, {C.NETWORK} string, {C.USER_ID} string, {S.IS_GENUINE} boolean"
+    )
+    params = dict(window_days=90, half_life_days=30.0, type_weights=WEIGHTS, reciprocal_discount=0.5)
+
+    def by_date(df):
+        return {(r.as_of, r.src, r.dst): (r.interactions, r.weight) for r in df.collect()}
+
+    together = by_date(graph.engagement_edges_by_as_of(events, flags, dates, **params))
+    one_by_one = {}
+    for as_of in dates:
+        alone = graph.engagement_edges_by_as_of(events, flags.filter(F.col(C.AS_OF) == as_of), [as_of], **params)
+        one_by_one.update(by_date(alone))
+    assert together.keys() == one_by_one.keys()
+    for key, (interactions, weight) in one_by_one.items():
+        assert together[key] == (interactions, pytest.approx(weight, rel=1e-12)), key
+    assert {k for k in together if k[0] == days_ago(40)} == {(days_ago(40), "e", "a")}
+    # e's reshare of a leaves the window after days_ago(20); its follow of a comes on AS_OF.
+    assert [together.get((d, "e", "a"), (0,))[0] for d in dates] == [1, 1, 0, 1]
+    assert (days_ago(5), "h", "a") not in together and (AS_OF, "h", "a") in together
+    assert (days_ago(20), "b", "e") not in together and together[(days_ago(5), "b", "e")][1] == pytest.approx(1.0)
+    # e->b is discounted by b's returned reply on the later dates: its share of e's out-weight drops.
+    assert together[(days_ago(5), "e", "b")][1] < together[(days_ago(20), "e", "b")][1]
