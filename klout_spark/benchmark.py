@@ -79,10 +79,11 @@ STEP_NEEDS: dict[str, tuple[str, ...]] = {
     "probe": ("daily",),
     "pagerank": (),
 }
-# The ratios each step's measurements feed, for the note of a ratio whose step was left out.
+# The ratios each step's measurements feed, for the note of a ratio whose step was left out
+# (the probe reads the stage times of the daily run, the backfill and its rerun from the runs table).
 STEP_RATIOS: dict[str, tuple[str, ...]] = {
     "backfill": ("backfill_vs_daily",),
-    "probe": ("ingest_vs_bare", "validation_overhead", "validate_stage_share", *QUALITY_KEYS),
+    "probe": ("ingest_vs_bare", "validation_overhead", "validate_stage_share", "backfill_vs_daily", *QUALITY_KEYS),
     "pagerank": ("local_vs_scipy", "local_floor_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
                  "distributed_vs_scipy_per_iteration"),
 }
@@ -517,6 +518,15 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def left_out_notes(steps: Sequence[str]) -> dict[str, str]:
+    """The note of each ratio that a step left out of ``steps`` would have fed (the first such step names it)."""
+    notes: dict[str, str] = {}
+    for left_out in (name for name in STEPS if name not in steps):
+        for key in STEP_RATIOS.get(left_out, ()):
+            notes.setdefault(key, f"not measured: step {left_out} was not in --steps")
+    return notes
+
+
 def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
     """Measure one size; a failing step is recorded and the steps that need it are skipped."""
     work = opts.work / size
@@ -537,9 +547,7 @@ def bench_size(size: str, opts: BenchOptions) -> dict[str, Any]:
             return None
         return measured
 
-    for left_out in (name for name in STEPS if name not in opts.steps):
-        for key in STEP_RATIOS.get(left_out, ()):
-            notes[key] = f"not measured: step {left_out} was not in --steps"
+    notes.update(left_out_notes(opts.steps))
     if "generate" in opts.steps:
         gen = step("generate", [*cli, "generate", "--size", size, "--seed", str(opts.seed), "--out", str(dump)])
         if gen is None:

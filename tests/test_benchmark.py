@@ -211,6 +211,13 @@ def test_steps_option_keeps_the_order_and_rejects_a_step_without_what_it_needs()
         B._steps("generate,lunch")
 
 
+def test_a_backfill_without_the_probe_says_the_probe_reads_its_stage_times():
+    notes = B.left_out_notes(("generate", "daily", "backfill"))
+    assert notes["backfill_vs_daily"] == "not measured: step probe was not in --steps"
+    assert notes["local_vs_scipy"] == "not measured: step pagerank was not in --steps"
+    assert B.left_out_notes(B.STEPS) == {}
+
+
 def test_the_generate_step_alone_measures_the_generator_and_says_why_the_ratios_are_missing(tmp_path):
     opts = B.BenchOptions(sizes=("S",), out=tmp_path, work=tmp_path / "work", seed=3, keep_data=False,
                           steps=("generate",))
