@@ -113,6 +113,7 @@ def engagement_edges_by_as_of(
         .withColumn("_acts", F.sum(C.INTERACTIONS).over(engager_day))
         .join(genuine_dates_by_engager(flags, dates), on=[C.NETWORK, C.ACTOR_ID], how="inner")
     )
+
     def in_window(day: Column) -> Column:
         return genuine_in_window(day, window_days)
 
