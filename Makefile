@@ -52,11 +52,14 @@ run: install sample ## set up, generate a sample and run the daily pipeline on l
 sql-server: install ## serve the lakehouse over JDBC (Thrift) on 127.0.0.1:10000 until Ctrl-C (ARGS="--port N")
 	$(BIN)/klout-spark serve-sql $(ARGS)
 
-test: install ## the test suite, slow end-to-end tests excepted, in TEST_WORKERS processes (prints its wall time)
-	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+# Work units and their order: see pytest_collection_modifyitems in tests/conftest.py.
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=12
 
-test-slow: install ## the slow end-to-end, kill, cluster and server tests (CI runs them after make test)
-	$(BIN)/python -m pytest -m slow $(ARGS)
+test: install ## the test suite, slow end-to-end tests excepted, in TEST_WORKERS processes (prints its wall time)
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(ARGS)
+
+test-slow: install ## the slow end-to-end, kill, cluster and server tests, in TEST_WORKERS processes (CI runs them after make test)
+	$(BIN)/python -m pytest -m slow $(XDIST) $(ARGS)
 
 test-all: test test-slow ## both tiers, as CI runs them
 
