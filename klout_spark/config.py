@@ -44,14 +44,6 @@ def default_conf_dir() -> Path:
         return DEFAULT_CONF_DIR
     return Path.cwd() / "conf"
 ENVIRONMENTS = ("local", "cluster")
-# Overrides for tiny inputs (the tests, the kill harness): Spark evaluates expressions interpreted
-# instead of generating and compiling Java code for every query, which at a few thousand rows costs
-# more CPU than it saves. A 3,439-event daily run on 2 cores took 157 s instead of 187 s (2026-11-27).
-# `factoryMode` is a setting Spark keeps for its own tests; real runs keep code generation.
-INTERPRETED_SQL: tuple[str, ...] = (
-    "spark.conf.spark.sql.codegen.wholeStage=false",
-    "spark.conf.spark.sql.codegen.factoryMode=NO_CODEGEN",
-)
 # Longest backfill pass: its engagement rows carry a vector with a slot per date (klout_spark.date_vectors).
 MAX_BACKFILL_CHUNK_DAYS = 92
 

@@ -45,7 +45,6 @@ from pathlib import Path
 
 from klout_spark import catalog
 from klout_spark import columns as C
-from klout_spark.config import INTERPRETED_SQL
 
 STAGES: tuple[str, ...] = ("ingest", "validate", "features", "propagate", "score")
 # Columns naming the run or ingest attempt, or the wall-clock time of a write: they differ
@@ -59,7 +58,6 @@ RUN_OVERRIDES: tuple[str, ...] = (
     "spark.conf.spark.ui.enabled=false",
     "spark.conf.spark.ui.showConsoleProgress=false",
     "validate.data_docs=false",
-    *INTERPRETED_SQL,
 )
 _STARTED = re.compile(r"stage (\w+): started")
 # "stage X: done in S s" or, for a stage over many dates, "stage X: done for N date(s) A..B in S s".

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from klout_spark.config import INTERPRETED_SQL, load_settings
+from klout_spark.config import load_settings
 from klout_spark.io import Lakehouse
 from klout_spark.session import build_session
 
@@ -22,7 +22,6 @@ TEST_OVERRIDES = (
     "spark.conf.spark.sql.adaptive.enabled=false",
     "spark.conf.spark.driver.memory=3g",
     "spark.conf.spark.sql.streaming.schemaInference=false",
-    *INTERPRETED_SQL,
     # Data Docs are HTML rendering (~4 MB a suite a run): their own tests and the report's lakehouse turn them on.
     "validate.data_docs=false",
 )

@@ -24,7 +24,6 @@ from pyspark.sql import functions as F
 
 from klout_spark import catalog
 from klout_spark import columns as C
-from klout_spark.config import INTERPRETED_SQL
 from klout_spark.generate import generate_dump
 from klout_spark.pipeline import Pipeline, run_daily
 from klout_spark.session import delta_maven_coordinate
@@ -42,7 +41,7 @@ JOB_TIMEOUT = 900  # a run takes 4-5 min here when the other test worker is busy
 SCORE_COLUMNS = [C.AS_OF, C.NETWORK, C.USER_ID, C.SCORE, C.TRUE_REACH, C.AMPLIFICATION, C.NETWORK_IMPACT,
                  C.RANK, C.PERCENTILE, C.SCORE_DELTA_7D, C.MODEL_VERSION]
 SETTINGS = ("validate.data_docs=false", "spark.conf.spark.sql.shuffle.partitions=4",
-            "spark.conf.spark.databricks.delta.snapshotPartitions=2", *INTERPRETED_SQL)
+            "spark.conf.spark.databricks.delta.snapshotPartitions=2")
 
 
 def _env() -> dict[str, str]:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from klout_spark import catalog
-from klout_spark.config import INTERPRETED_SQL
 from klout_spark.generate import generate_dump
 
 pytestmark = pytest.mark.slow
@@ -25,7 +24,6 @@ def _ingest(lake_root: Path, dump: Path) -> subprocess.Popen:
         "--set", "spark.master=local[2]",
         "--set", "spark.conf.spark.sql.shuffle.partitions=2",
         "--set", "spark.conf.spark.ui.enabled=false",
-        *[arg for setting in INTERPRETED_SQL for arg in ("--set", setting)],
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
