@@ -52,8 +52,8 @@ run: install sample ## set up, generate a sample and run the daily pipeline on l
 sql-server: install ## serve the lakehouse over JDBC (Thrift) on 127.0.0.1:10000 until Ctrl-C (ARGS="--port N")
 	$(BIN)/klout-spark serve-sql $(ARGS)
 
-# Work units and their order: see pytest_collection_modifyitems in tests/conftest.py.
-XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=12
+# Whole files to each worker, the longest first: see pytest_collection_modifyitems in tests/conftest.py.
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=12
 
 test: install ## the test suite, slow end-to-end tests excepted, in TEST_WORKERS processes (prints its wall time)
 	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(ARGS)

@@ -68,28 +68,19 @@ def lake(spark, settings):
     return Lakehouse(spark, settings.lake.root, settings.lake.database)
 
 
-# Work units for pytest-xdist (`--dist loadgroup`, as the Makefile runs both tiers): one per test
-# file, so that a module's fixtures are built once; the files sharing the scored lakehouse of
-# tests/scored_lake.py form one unit, so that it is built once per run, not once per worker; and the
-# tests of SPLIT_FILES (long, and sharing nothing) are units of their own, so both workers take some.
-SCORED_LAKE_FILES = frozenset({"test_calibration.py", "test_report.py", "test_sql_access.py"})
-SPLIT_FILES = frozenset({"test_reliability_kill.py"})
-# The longest units (timed 2026-11-27) start first, so that the workers finish at about the same
-# time; the rest follow in file order. A wrong guess here costs minutes, never a result.
-HEAVY_FIRST = ("test_reliability_kill.py", "test_backfill.py", "scored-lake", "test_cluster.py")
-
-
-def _file_unit(item: pytest.Item) -> str:
-    return "scored-lake" if item.path.name in SCORED_LAKE_FILES else item.path.name
+# pytest-xdist hands out whole files (`--dist loadfile --no-loadscope-reorder`, as the Makefile runs both
+# tiers), so a module's fixtures are built once. The longest files (timed 2026-11-27) start first, so
+# that the workers finish at about the same time; the rest follow in file order. A wrong guess here
+# costs minutes, never a result. (`--dist loadgroup` with xdist_group marks did not group anything
+# with pytest 9.2 and xdist 3.8: a file's tests went to both workers.)
+HEAVY_FIRST = ("test_reliability_kill.py", "test_backfill.py", "test_cluster.py", "test_calibration.py",
+               "test_sql_access.py", "test_report.py")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001
-    rank = {unit: n for n, unit in enumerate(HEAVY_FIRST)}
-    for item in items:
-        if item.path.name not in SPLIT_FILES:
-            item.add_marker(pytest.mark.xdist_group(_file_unit(item)))
-    items.sort(key=lambda item: rank.get(_file_unit(item), len(rank)))  # stable: file order otherwise
+    rank = {name: n for n, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order otherwise
 
 
 _SUITE_STARTED = time.monotonic()
