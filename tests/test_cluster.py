@@ -232,11 +232,7 @@ def _cluster_scores(spark, lake_root: Path) -> list:
 def test_daily_job_on_the_cluster_gives_the_local_scores_despite_the_loss_of_a_worker(
     spark, cluster, dist, dump, local_scores, tmp_path
 ):
-    """A whole daily run on two workers, one of them killed once the features stage has started.
-
-    (A run that loses no worker is the same run minus the loss: a separate test of it
-    cost CI a cluster run and checked nothing this one does not.)
-    """
+    """A whole daily run on two workers, one of them killed once the features stage has started."""
     log = tmp_path / "submit.log"
     job = _submit(cluster, dist, dump, tmp_path / "lake", log)
     try:
