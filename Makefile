@@ -53,13 +53,13 @@ sql-server: install ## serve the lakehouse over JDBC (Thrift) on 127.0.0.1:10000
 	$(BIN)/klout-spark serve-sql $(ARGS)
 
 # Whole files to each worker, the longest first: see pytest_collection_modifyitems in tests/conftest.py.
-XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=12
-
 test: install ## the test suite, slow end-to-end tests excepted, in TEST_WORKERS processes (prints its wall time)
-	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=12 $(ARGS)
 
-test-slow: install ## the slow end-to-end, kill, cluster and server tests, in TEST_WORKERS processes (CI runs them after make test)
-	$(BIN)/python -m pytest -m slow $(XDIST) $(ARGS)
+# One process: these tests start JVMs of their own (two at once in the concurrency tests), so a
+# second pytest worker only adds contention for the two cores (and timeouts) without more throughput.
+test-slow: install ## the slow end-to-end, kill, cluster and server tests, in one process (CI runs them after make test)
+	$(BIN)/python -m pytest -m slow --durations=0 --durations-min=10 $(ARGS)
 
 test-all: test test-slow ## both tiers, as CI runs them
 

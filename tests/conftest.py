@@ -68,10 +68,10 @@ def lake(spark, settings):
     return Lakehouse(spark, settings.lake.root, settings.lake.database)
 
 
-# pytest-xdist hands out whole files (`--dist loadfile --no-loadscope-reorder`, as the Makefile runs both
-# tiers), so a module's fixtures are built once. The longest files (timed 2026-11-27) start first, so
-# that the workers finish at about the same time; the rest follow in file order. A wrong guess here
-# costs minutes, never a result. (`--dist loadgroup` with xdist_group marks did not group anything
+# pytest-xdist hands out whole files (`--dist loadfile --no-loadscope-reorder`, as the Makefile runs
+# `make test`), so a module's fixtures are built once. The longest files (timed 2026-11-27) start first,
+# so that the workers finish at about the same time; the rest follow in file order. A wrong guess here
+# costs minutes, never a result. (The slow tier runs in one process, in the same order.) (`--dist loadgroup` with xdist_group marks did not group anything
 # with pytest 9.2 and xdist 3.8: a file's tests went to both workers.)
 HEAVY_FIRST = ("test_reliability_kill.py", "test_backfill.py", "test_cluster.py", "test_calibration.py",
                "test_sql_access.py", "test_report.py")

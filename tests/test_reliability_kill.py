@@ -1,5 +1,5 @@
-"""The kill harness in CI (2 kill points), its pure parts, two daily runs started together, and a daily
-run started together with an overlapping backfill."""
+"""The kill harness in CI (2 kill points), its pure parts, and concurrent writers: two daily runs started
+together, then a daily run started together with an overlapping backfill."""
 
 from __future__ import annotations
 
@@ -68,34 +68,6 @@ def test_kill_harness_two_points_no_loss_no_duplicates(tmp_path):
     assert report.ok
 
 
-@pytest.mark.slow
-def test_two_daily_runs_for_the_same_as_of_started_together(tmp_path):
-    """Both finish with consistent tables, or one stops with a clear 'another run' error."""
-    dump = R.small_dump(tmp_path / "dump", seed=6)
-    root = str(tmp_path / "lake")
-    command = R.run_command(dump, root)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    logs = [tmp_path / f"run-{i}.log" for i in range(2)]
-    processes = []
-    for log in logs:
-        with log.open("wb") as out:
-            processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
-        time.sleep(0.5)
-    codes = [p.wait(timeout=1800) for p in processes]
-    texts = [log.read_text(errors="replace") for log in logs]
-    for code, text in zip(codes, texts, strict=True):
-        assert code == 0 or "another run is writing" in text, text[-3000:]
-    assert 0 in codes, "neither run finished"
-    digests = R.lakehouse_digests(root)
-    # No row twice anywhere (every table's rows are distinct once run ids and write times are left out).
-    duplicated = {t: sum(n - 1 for n in c.values() if n > 1) for t, c in digests.items()}
-    assert not any(duplicated.values()), duplicated
-    # A third run changes nothing.
-    assert subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=1800).returncode == 0
-    lost, extra = R.differences(digests, R.lakehouse_digests(root))
-    assert not any(lost.values()) and not any(extra.values()), (lost, extra)
-
-
 def _cli(command: str, root: str, *args: str) -> list[str]:
     overrides = [x for o in (f"lake.root={root}", *R.RUN_OVERRIDES) for x in ("--set", o)]
     return [sys.executable, "-m", "klout_spark.cli", command, *args, *overrides]
@@ -122,35 +94,37 @@ def _scores_by_date(root: str) -> dict[date, Counter]:
 
 
 @pytest.mark.slow
-def test_a_daily_run_and_an_overlapping_backfill_started_together(tmp_path):
-    """``run --as-of D`` and ``backfill --force --start D-1 --end D`` on one scored lakehouse, at once.
+def test_two_daily_runs_then_a_daily_run_and_an_overlapping_backfill_started_together(tmp_path):
+    """Two writers started together, twice, on one lakehouse; every process finishes or stops clearly.
 
-    Both may finish (one after the other), or one stops with "another run is
-    writing as_of D" / "... writing a validate" (the writer lock a run holds
-    throughout and a backfill for its validate), or "... writing as_of D: run ..."
-    (the date lock of D a backfill holds while it computes); either way every date written is there
-    exactly once per account and D's scores are those of the lone daily run that
-    scored the lakehouse before (both recompute D: the backfill is forced).
+    1. Two ``run --as-of D`` on a fresh lakehouse (both create the tables and ingest): both finish
+       with consistent tables, or one stops with "another run is writing"; no row twice anywhere.
+    2. On the lakehouse step 1 scored, ``backfill --force --start D-1 --end D`` and ``run --as-of D``.
+       Both may finish (one after the other), or one stops with "another run is writing as_of D" /
+       "... writing a validate" (the writer lock a run holds throughout and a backfill for its
+       validate), or "... writing as_of D: run ..." (the date lock of D a backfill holds while it
+       computes). Either way every date written is there exactly once per account, and D's scores
+       are step 1's (both recompute D: the backfill is forced).
     """
-    import shutil
-
     dump = R.small_dump(tmp_path / "dump", seed=8)
     day = max(date.fromisoformat(p.name) for p in Path(dump).iterdir() if p.name[:1].isdigit())
-    alone, lake = str(tmp_path / "alone"), str(tmp_path / "lake")
-    lone = _start_logged(_cli("run", alone, "--input", dump, "--as-of", str(day), "--no-report"), tmp_path / "alone.log")
-    assert lone.wait(timeout=900) == 0, (tmp_path / "alone.log").read_text()[-3000:]
-    shutil.copytree(alone, lake)
+    lake = str(tmp_path / "lake")
 
-    commands = {  # the backfill first: it may pass validate and hold D's date lock when the run wants it
+    codes, texts = _together(tmp_path, {
+        "first": _cli("run", lake, "--input", dump, "--as-of", str(day), "--no-report"),
+        "second": _cli("run", lake, "--input", dump, "--as-of", str(day), "--no-report"),
+    })
+    for name, code in codes.items():
+        assert code == 0 or "another run is writing" in texts[name], (name, code, texts[name][-3000:])
+    assert 0 in codes.values(), "neither run finished"
+    _assert_no_row_twice(lake)
+    scored = _scores_by_date(lake)
+    assert set(scored) == {day} and len(scored[day]) > 100, sorted(scored)
+
+    codes, texts = _together(tmp_path, {  # the backfill first: it may pass validate and hold D's date lock
         "backfill": _cli("backfill", lake, "--force", "--start", str(day - timedelta(days=1)), "--end", str(day)),
         "run": _cli("run", lake, "--as-of", str(day), "--no-report"),
-    }
-    processes = {}
-    for name, command in commands.items():
-        processes[name] = _start_logged(command, tmp_path / f"{name}.log")
-        time.sleep(0.5)
-    codes = {name: p.wait(timeout=900) for name, p in processes.items()}
-    texts = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in commands}
+    })
     print(codes, {name: [line for line in text.splitlines() if "another run" in line][-1:] for name, text in texts.items()})
     refused = re.compile(r"error: another run is writing (as_of \d{4}-\d\d-\d\d|a validate) ")
     for name, code in codes.items():
@@ -164,12 +138,25 @@ def test_a_daily_run_and_an_overlapping_backfill_started_together(tmp_path):
     for as_of in scores:  # each date's rows once per account, none duplicated
         keys = Counter((r[C.NETWORK], r[C.USER_ID]) for r in _table_rows(lake, catalog.SCORES) if r[C.AS_OF] == as_of)
         assert keys and max(keys.values()) == 1, as_of
-    assert scores[day] == _scores_by_date(alone)[day]
-    assert len(scores[day]) > 100
-    # No row twice in any table, and no date lock left behind.
-    duplicated = {t: sum(n - 1 for n in c.values() if n > 1) for t, c in R.lakehouse_digests(lake).items()}
+    assert scores[day] == scored[day]
+    _assert_no_row_twice(lake)
+    assert _table_rows(lake, catalog.RUN_LOCKS) == []  # no date lock left behind
+
+
+def _together(tmp_path: Path, commands: dict[str, list[str]]) -> tuple[dict[str, int], dict[str, str]]:
+    """Start ``commands`` half a second apart, wait for all; their exit codes and logs by name."""
+    processes = {}
+    for name, command in commands.items():
+        processes[name] = _start_logged(command, tmp_path / f"{name}.log")
+        time.sleep(0.5)
+    codes = {name: p.wait(timeout=1800) for name, p in processes.items()}
+    return codes, {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in commands}
+
+
+def _assert_no_row_twice(root: str) -> None:
+    """No table holds a row twice (rows compared without run ids and write times)."""
+    duplicated = {t: sum(n - 1 for n in c.values() if n > 1) for t, c in R.lakehouse_digests(root).items()}
     assert not any(duplicated.values()), duplicated
-    assert _table_rows(lake, catalog.RUN_LOCKS) == []
 
 
 def test_writer_lock_stops_a_second_writer_and_dies_with_its_holder(tmp_path):
