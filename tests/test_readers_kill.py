@@ -1,4 +1,4 @@
-"""SIGKILL the ingest process at several points; a rerun gives exactly a clean run's bronze."""
+"""SIGKILL the ingest process during its Spark work; a rerun gives exactly a clean run's bronze."""
 
 import os
 import signal
@@ -14,7 +14,9 @@ from klout_spark.generate import generate_dump
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-KILL_AFTER_SECONDS = (5.0, 15.0)  # during start-up and read, then during the writes
+# Past the JVM start-up (10-15 s here): during the read or the writes. (A kill during the start-up,
+# tried before, found nothing written yet and proved little.)
+KILL_AFTER_SECONDS = 15.0
 
 
 def _ingest(lake_root: Path, dump: Path) -> subprocess.Popen:
@@ -41,19 +43,18 @@ def _bronze(spark, lake_root: Path):
     return sorted(tuple(r)[:3] for r in rows)
 
 
-def test_sigkill_at_any_point_then_rerun_equals_a_clean_run(spark, tmp_path):
+def test_sigkill_during_ingest_then_rerun_equals_a_clean_run(spark, tmp_path):
     dump = tmp_path / "dump"
     generate_dump(dump, events=10_000, days=2, seed=11, fmt="twitter", dirty_rate=0.02)
     clean = tmp_path / "clean"
     assert _ingest(clean, dump).wait(timeout=600) == 0
     expected = _bronze(spark, clean)
     assert len(expected) > 2_000 and len(set(expected)) == len(expected)
-    for delay in KILL_AFTER_SECONDS:
-        lake = tmp_path / f"killed-{delay:g}"
-        process = _ingest(lake, dump)
-        time.sleep(delay)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-        assert _ingest(lake, dump).wait(timeout=600) == 0, f"rerun after a kill at {delay}s failed"
-        assert _bronze(spark, lake) == expected, f"bronze differs after a kill at {delay}s"
+    lake = tmp_path / "killed"
+    process = _ingest(lake, dump)
+    time.sleep(KILL_AFTER_SECONDS)
+    assert process.poll() is None, "the ingest ended before the kill"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert _ingest(lake, dump).wait(timeout=600) == 0, "the rerun after the kill failed"
+    assert _bronze(spark, lake) == expected, "bronze differs after the kill"
