@@ -69,12 +69,12 @@ def lake(spark, settings):
 
 
 # pytest-xdist hands out whole files (`--dist loadfile --no-loadscope-reorder`, as the Makefile runs
-# `make test`), so a module's fixtures are built once. The longest files (timed 2026-11-27) start first,
-# so that the workers finish at about the same time; the rest follow in file order. A wrong guess here
-# costs minutes, never a result. (The slow tier runs in one process, in the same order.) (`--dist loadgroup` with xdist_group marks did not group anything
-# with pytest 9.2 and xdist 3.8: a file's tests went to both workers.)
-HEAVY_FIRST = ("test_reliability_kill.py", "test_backfill.py", "test_cluster.py", "test_calibration.py",
-               "test_sql_access.py", "test_report.py")
+# `make test`), so a module's fixtures are built once. The files with the longest fast tests (the
+# durations of `make test`, 2026-11-27) start first, so that the two workers finish at about the same
+# time; the rest follow in file order. A wrong guess here costs minutes, never a result. (The slow
+# tier runs in one process, where the order changes nothing.)
+HEAVY_FIRST = ("test_anti_gaming.py", "test_pagerank.py", "test_reliability_properties.py",
+               "test_validation_gates.py", "test_features.py", "test_backfill.py")
 
 
 @pytest.hookimpl(tryfirst=True)
