@@ -21,7 +21,7 @@ RELIABILITY_KILLS_PER_RERUN ?= 4
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run sample sql-server test test-slow test-all coverage bench reliability lint dist clean clean-lake check-java
+.PHONY: help install run sample sql-server test test-slow test-reliability test-all coverage bench reliability lint dist clean clean-lake check-java
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,10 +58,13 @@ test: install ## the test suite, slow end-to-end tests excepted, in TEST_WORKERS
 
 # One process: these tests start JVMs of their own (two at once in the concurrency tests), so a
 # second pytest worker only adds contention for the two cores (and timeouts) without more throughput.
-test-slow: install ## the slow end-to-end, kill, cluster and server tests, in one process (CI runs them after make test)
-	$(BIN)/python -m pytest -m slow --durations=0 --durations-min=10 $(ARGS)
+test-slow: install ## the slow end-to-end, kill, cluster and server tests but the reliability ones, in one process (CI runs them after make test)
+	$(BIN)/python -m pytest -m "slow and not reliability" --durations=0 --durations-min=10 $(ARGS)
 
-test-all: test test-slow ## both tiers, as CI runs them
+test-reliability: install ## the kill harness (2 kill points) and a real full disk: about 15 min, not run by CI
+	$(BIN)/python -m pytest -m reliability --durations=0 --durations-min=10 $(ARGS)
+
+test-all: test test-slow test-reliability ## every test: CI's two tiers and the reliability tests
 
 coverage: install ## every test, one process, with a coverage report
 	$(BIN)/python -m pytest --cov=klout_spark --cov-report=term:skip-covered $(ARGS)

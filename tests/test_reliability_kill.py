@@ -55,6 +55,7 @@ def test_differences_count_lost_and_duplicated_rows():
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_kill_harness_two_points_no_loss_no_duplicates(tmp_path):
     dump = R.small_dump(tmp_path / "dump", seed=5)
     lines = []

@@ -168,6 +168,7 @@ def _check_committed_state(lake: Path) -> dict[str, list[dict]]:
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_a_real_full_disk_stops_the_run_clearly_and_a_rerun_after_freeing_space_completes(tmp_path):
     dump = Path(R.small_dump(tmp_path / "dump", seed=9))
     days = sorted(p for p in dump.iterdir() if p.name[:1].isdigit())
