@@ -1,7 +1,8 @@
 """End-to-end: a generated dump through every stage, then read from another process.
 
 A rerun of the same date (the same scores, the slice replaced) is checked where reruns happen anyway:
-after kills (test_reliability_kill's harness) and after concurrent writers (its concurrency test).
+after concurrent writers (test_reliability_kill's concurrency test, in CI) and after kills (its harness,
+in ``make test-reliability``); a second ingest of the same files in test_ingest.
 """
 
 import csv
