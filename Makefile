@@ -24,7 +24,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: help install run sample sql-server test test-slow test-reliability test-all coverage bench reliability lint dist clean clean-lake check-java
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-17s %s\n", $$1, $$2}'
 
 check-java:
 	@command -v java >/dev/null || { echo "Java 17 is required (java not found on PATH)"; exit 1; }
