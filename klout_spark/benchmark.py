@@ -13,7 +13,9 @@ so "executors" is that JVM. Per size, in this order:
    times, so that JVM start-up counts in neither);
 4. a probe process (``python -m klout_spark.benchmark probe``), with the same
    session settings: a bare Spark read of the same dump files and write to
-   Parquet (``ingest_vs_bare``), the ``runs`` rows of steps 2 and 3 (each
+   Parquet (``ingest_vs_bare``), then the same read written as a Delta table
+   partitioned by event date, as ``bronze_events`` is (``ingest_floor_vs_bare``:
+   the least any ingest stage that writes that table can cost), the ``runs`` rows of steps 2 and 3 (each
    stage's time, rows and iterations), and the score quality from
    :func:`klout_spark.evaluation.evaluate` when that module exists;
 5. :mod:`klout_spark.pagerank_bench` on a generated graph (local path versus
@@ -60,6 +62,7 @@ PROPAGATION_GRAPH: dict[str, tuple[int, int]] = {
 QUALITY_KEYS = ("flag_precision", "flag_recall", "topic_precision", "spearman_latent")
 RATIO_KEYS = (
     "ingest_vs_bare",
+    "ingest_floor_vs_bare",
     "validation_overhead",
     "validate_stage_share",
     "local_vs_scipy",
@@ -83,7 +86,7 @@ STEP_NEEDS: dict[str, tuple[str, ...]] = {
 # (the probe reads the stage times of the daily run, the backfill and its rerun from the runs table).
 STEP_RATIOS: dict[str, tuple[str, ...]] = {
     "backfill": ("backfill_vs_daily",),
-    "probe": ("ingest_vs_bare", "validation_overhead", "validate_stage_share", "backfill_vs_daily", *QUALITY_KEYS),
+    "probe": ("ingest_vs_bare", "ingest_floor_vs_bare", "validation_overhead", "validate_stage_share", "backfill_vs_daily", *QUALITY_KEYS),
     "pagerank": ("local_vs_scipy", "local_floor_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
                  "distributed_vs_scipy_per_iteration"),
 }
@@ -195,6 +198,7 @@ def size_ratios(result: Mapping[str, Any]) -> tuple[dict[str, float | None], dic
     validate = (stages.get("validate") or {}).get("seconds")
     checking = (stages.get("validate") or {}).get("validation_seconds")
     bare = (result.get("bare_ingest") or {}).get("seconds")
+    floor = (result.get("bare_ingest") or {}).get("delta_floor_seconds")
     prop = result.get("propagation") or {}
     scipy_run = prop.get("scipy") or {}
     local = prop.get("local") or {}
@@ -204,6 +208,7 @@ def size_ratios(result: Mapping[str, Any]) -> tuple[dict[str, float | None], dic
     quality = result.get("quality") or {}
     values: dict[str, float | None] = {
         "ingest_vs_bare": ratio(ingest, bare),
+        "ingest_floor_vs_bare": ratio(floor, bare),
         "validation_overhead": overhead_fraction(ingest, validate, checking),
         "validate_stage_share": overhead_fraction(ingest, validate),
         "local_vs_scipy": ratio(local.get("seconds"), scipy_run.get("seconds")),
@@ -635,7 +640,7 @@ def _measure_pipeline(opts, result, step, cli, dump, work) -> str | None:
             result["backfill"]["backfill_seconds"] = _total_seconds(result["backfill"]["stages"])
             result["backfill"]["daily_seconds"] = _total_seconds(stage_timings(runs["daily_rerun"]))
     else:
-        for key in ("ingest_vs_bare", "validation_overhead", "backfill_vs_daily", *QUALITY_KEYS):
+        for key in STEP_RATIOS["probe"]:
             notes[key] = "the probe process failed"
     return None
 
@@ -709,6 +714,15 @@ def probe(
     spark.read.schema(raw_schema).json(files).write.mode("overwrite").parquet(scratch)
     bare_seconds = time.perf_counter() - started
     bare_rows = spark.read.parquet(scratch).count()
+    # The floor of an ingest stage: the same read, written as bronze_events is stored (Delta, one
+    # partition per event date), without numbering, typing, quarantine or exactly-once bookkeeping.
+    started = time.perf_counter()
+    (
+        spark.read.schema(raw_schema).json(files)
+        .withColumn("event_date", F.to_date("event_ts"))
+        .write.format("delta").mode("overwrite").partitionBy("event_date").save(f"{scratch}_delta")
+    )
+    delta_floor_seconds = time.perf_counter() - started
 
     runs = spark.read.format("delta").load(f"{settings.lake.root}/{catalog.RUNS}")
     found: dict[str, list[dict[str, Any]]] = {}
@@ -748,7 +762,9 @@ def probe(
     spark.stop()
     return {
         "bare_ingest": {"seconds": round(bare_seconds, 3), "rows": bare_rows, "files": len(files),
-                        "what": "spark.read.schema(canonical fields as strings).json(files).write.parquet"},
+                        "what": "spark.read.schema(canonical fields as strings).json(files).write.parquet",
+                        "delta_floor_seconds": round(delta_floor_seconds, 3),
+                        "delta_floor_what": "the same read, .write.format('delta').partitionBy('event_date')"},
         "runs": found,
         "propagate_method": method,
         "quality": quality,

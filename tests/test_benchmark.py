@@ -63,7 +63,7 @@ def _measurements():
     return {
         "size": "M",
         "stages": B.stage_timings([_run_row("ingest", 0, 30, rows_in=1000), _run_row("validate", 30, 10)]),
-        "bare_ingest": {"seconds": 25.0},
+        "bare_ingest": {"seconds": 25.0, "delta_floor_seconds": 50.0},
         "propagation": {
             "scipy": {"seconds": 2.0, "seconds_per_iteration": 0.01},
             "local": {"seconds": 3.0, "floor": {"seconds": 2.5}},
@@ -80,6 +80,7 @@ def test_size_ratios_from_measurements():
     ratios, notes = B.size_ratios(_measurements())
     assert set(ratios) == set(B.RATIO_KEYS)
     assert ratios["ingest_vs_bare"] == pytest.approx(30 / 25)
+    assert ratios["ingest_floor_vs_bare"] == pytest.approx(2.0)
     assert ratios["validation_overhead"] == pytest.approx(0.25)
     assert ratios["validate_stage_share"] == pytest.approx(0.25)
     assert ratios["local_vs_scipy"] == pytest.approx(1.5)
