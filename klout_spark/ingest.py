@@ -67,17 +67,14 @@ from klout_spark import columns as C
 from klout_spark.errors import InputError
 from klout_spark.io import (
     FILE_URI,
-    MAX_PER_FILE_SCANS,
     Lakehouse,
     SourceFile,
     discover_dump_files,
     file_kind,
-    is_read_whole,
     peek_lines,
     peek_numbered_lines,
     probe_damage,
     read_dump_lines,
-    read_numbered_lines_whole,
     read_parquet_rows,
     read_text_head,
     read_whole_files,
@@ -598,25 +595,13 @@ def _linkedin_archives(
 
 
 def _numbered_lines(spark, files: Sequence[SourceFile], ignore_corrupt: bool) -> DataFrame:
-    """Lines with ``source_path`` and ``source_line``; blank lines dropped after numbering.
-
-    A few gzip files (read whole by Spark) are numbered in one pass; other files
-    are read twice, once for the line counts of their splits.
-    """
-    whole = [f for f in files if is_read_whole(f)] if len(files) <= MAX_PER_FILE_SCANS else []
-    split = [f for f in files if f not in whole]
-    parts = []
-    if whole:
-        parts.append(read_numbered_lines_whole(spark, whole, ignore_corrupt=ignore_corrupt))
-    if split:
-        parts.append(
-            read_dump_lines(spark, split, ignore_corrupt=ignore_corrupt).transform(
-                with_line_numbers, source_path=partial(source_path_of, split)
-            )
-        )
-    lines = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    """Lines with ``source_path`` and ``source_line``; blank lines dropped after numbering."""
     # Blank lines are not records, but they still count in the line numbers.
-    return lines.filter(F.length(F.trim(F.col("value"))) > 0)
+    return (
+        read_dump_lines(spark, files, ignore_corrupt=ignore_corrupt)
+        .transform(with_line_numbers, source_path=partial(source_path_of, files))
+        .filter(F.length(F.trim(F.col("value"))) > 0)
+    )
 
 
 def _damage_rows(spark, damage: dict[str, str]) -> DataFrame:

@@ -669,46 +669,6 @@ def read_dump_lines(spark: SparkSession, files: Sequence[SourceFile], *, ignore_
     )
 
 
-# Codecs Hadoop cannot split: Spark reads such a file whole, in one task.
-UNSPLITTABLE_SUFFIXES = (".gz",)
-# Above this many files, one scan per file costs more in planning and tasks than a second read.
-MAX_PER_FILE_SCANS = 64
-# monotonically_increasing_id keeps the record number within its partition in the low 33 bits.
-_RECORD_NUMBER_BITS = (1 << 33) - 1
-
-
-def is_read_whole(f: SourceFile) -> bool:
-    """Spark reads ``f`` in a single split (a gzip file), so its lines come in order in one task."""
-    return (f.read_path or f.path).lower().endswith(UNSPLITTABLE_SUFFIXES)
-
-
-def read_numbered_lines_whole(
-    spark: SparkSession, files: Sequence[SourceFile], *, ignore_corrupt: bool = False
-) -> DataFrame:
-    """The lines of files Spark reads whole (:func:`is_read_whole`), numbered in one pass.
-
-    Returns ``source_path`` (as given in ``files``), ``source_line`` (1-based,
-    blank lines counted) and ``value``. Each file is its own scan, so each is
-    one partition whose record number is the line's index; no per-split counts
-    are needed, and so no second read. Lines from other files would need them:
-    use :func:`read_dump_lines` with the counts for those.
-    """
-    if not files or not all(is_read_whole(f) for f in files):
-        raise InputError("read_numbered_lines_whole: every file must be one Spark reads whole (.gz)")
-    scans = [
-        _read_text(spark, [f], ignore_corrupt=ignore_corrupt, wholetext=False).select(
-            F.lit(f.path).alias(C.SOURCE_PATH),
-            ((F.monotonically_increasing_id().bitwiseAND(F.lit(_RECORD_NUMBER_BITS))) + 1).alias(C.SOURCE_LINE),
-            F.col("value"),
-        )
-        for f in files
-    ]
-    lines = scans[0]
-    for scan in scans[1:]:
-        lines = lines.unionByName(scan)
-    return lines
-
-
 def read_whole_files(spark: SparkSession, files: Sequence[SourceFile], *, ignore_corrupt: bool = False) -> DataFrame:
     """Read each of ``files`` as ONE text value (a pretty-printed JSON document).
 

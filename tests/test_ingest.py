@@ -112,31 +112,6 @@ def _write_dump(path, records, *, gz=False):
     return path
 
 
-def test_gzip_files_are_numbered_in_one_read_like_the_others(spark, tmp_path):
-    from klout_spark.ingest import _numbered_lines
-    from klout_spark.io import discover_dump_files, is_read_whole
-
-    contents = {
-        "a.jsonl.gz": ["", "a2", "a3", "", "a5"],
-        "b.jsonl.gz": [f"b{i}" for i in range(1, 2001)],
-        "c.jsonl.gz": ["c1"],
-        "d.jsonl": ["d1", "", "d3"],
-    }
-    for name, lines in contents.items():
-        _write_dump(tmp_path / name, lines, gz=name.endswith(".gz"))
-    files = [f for f in discover_dump_files([str(tmp_path)], fmt="canonical")]
-    assert sorted(f.path.rsplit("/", 1)[1] for f in files if is_read_whole(f)) == ["a.jsonl.gz", "b.jsonl.gz", "c.jsonl.gz"]
-
-    got = {(r.source_path.rsplit("/", 1)[1], r.source_line, r.value) for r in _numbered_lines(spark, files, False).collect()}
-    expected = {
-        (name, number, text)
-        for name, lines in contents.items()
-        for number, text in enumerate(lines, start=1)
-        if text
-    }
-    assert got == expected
-
-
 def test_ingest_accounts_for_every_line_and_is_exactly_once(lake, tmp_path):
     dump = tmp_path / "dump"
     _write_dump(dump / "2026-10-01" / "a.jsonl.gz", [GOOD_POST, GOOD_LIKE, "", "garbage"], gz=True)
