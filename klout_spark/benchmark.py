@@ -15,9 +15,10 @@ so "executors" is that JVM. Per size, in this order:
    session settings: a bare Spark read of the same dump files and write to
    Parquet (``ingest_vs_bare``), then the same read written as a Delta table
    partitioned by event date, as ``bronze_events`` is (``ingest_floor_vs_bare``:
-   the least any ingest stage that writes that table can cost), the ``runs`` rows of steps 2 and 3 (each
-   stage's time, rows and iterations), and the score quality from
-   :func:`klout_spark.evaluation.evaluate` when that module exists;
+   the least any ingest stage that writes that table can cost), the ``runs``
+   rows of steps 2 and 3 (each stage's time, rows and iterations), and the
+   score quality from :func:`klout_spark.evaluation.evaluate` when that module
+   exists;
 5. :mod:`klout_spark.pagerank_bench` on a generated graph (local path versus
    bare SciPy, distributed path per iteration, textbook loop).
 
@@ -86,7 +87,8 @@ STEP_NEEDS: dict[str, tuple[str, ...]] = {
 # (the probe reads the stage times of the daily run, the backfill and its rerun from the runs table).
 STEP_RATIOS: dict[str, tuple[str, ...]] = {
     "backfill": ("backfill_vs_daily",),
-    "probe": ("ingest_vs_bare", "ingest_floor_vs_bare", "validation_overhead", "validate_stage_share", "backfill_vs_daily", *QUALITY_KEYS),
+    "probe": ("ingest_vs_bare", "ingest_floor_vs_bare", "validation_overhead", "validate_stage_share",
+              "backfill_vs_daily", *QUALITY_KEYS),
     "pagerank": ("local_vs_scipy", "local_floor_vs_scipy", "iteration_flatness", "speedup_vs_textbook",
                  "distributed_vs_scipy_per_iteration"),
 }
