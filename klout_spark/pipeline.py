@@ -392,7 +392,10 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
         teleport = trust.select(
             C.AS_OF, graph.node_key(F.col(C.NETWORK), F.col(C.USER_ID)).alias(C.NODE), C.TRUST
         )
-        stored_edges = stored_edges.persist()
+        # Not cached: the table is partitioned by as_of, so the count and each date's read
+        # (when the dates are solved one by one) prune to their partitions. With every date's
+        # edges cached (about 90M rows for a 30-date backfill at L), the driver's PageRank
+        # collects of single dates failed in local mode (TaskResultLost; OutOfMemoryError).
         try:
             results, all_ranks = _pagerank_by_date(stored_edges, teleport, dates, cfg)
             network, user_id = graph.split_node_key(F.col(C.NODE))
@@ -414,7 +417,6 @@ def stage_propagate_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date
                 ranks.unpersist()
         finally:
             trust.unpersist()
-            stored_edges.unpersist()
         for as_of, result in results.items():
             if not result.converged:
                 log.warning(

@@ -577,6 +577,33 @@ def test_a_graph_of_isolated_nodes_ranks_by_trust(spark, method, layout):
     assert _ranks(result) == pytest.approx({"a": 0.25, "b": 0.75}, abs=1e-15)
 
 
+def test_propagate_solves_dates_one_by_one_above_local_max_edges(spark):
+    """auto with more edge rows in all than ``local_max_edges``: each date alone, by its own size, same ranks."""
+    graphs = {date(2026, 10, 1): _real_graphs()["karate"], date(2026, 10, 2): _real_graphs()["florentine"]}
+    edges, teleport, _ = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
+    edges = edges.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+    teleport = teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+    karate_edges = edges.filter(F.col(C.AS_OF) == F.lit(date(2026, 10, 1))).count()
+    cfg = load_settings(
+        "local", overrides=[f"propagate.local_max_edges={karate_edges}", "propagate.tol=1.0e-10"]
+    ).propagate
+    assert edges.count() > cfg.local_max_edges
+
+    results, ranks = pipeline._pagerank_by_date(edges, teleport, sorted(graphs), cfg)
+
+    stored = {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in ranks.collect()}
+    for day in graphs:
+        alone = pr.pagerank(
+            edges.filter(F.col(C.AS_OF) == F.lit(day)).drop(C.AS_OF),
+            teleport.filter(F.col(C.AS_OF) == F.lit(day)).drop(C.AS_OF),
+            damping=cfg.damping, tol=cfg.tol, method="local",
+        )
+        assert results[day].edge_count == alone.edge_count
+        assert results[day].iterations == alone.iterations
+        mine = {node: rank for (at, node), rank in stored.items() if at == day}
+        assert _l1(mine, _ranks(alone)) < 1e-12
+
+
 @pytest.mark.parametrize("method", ["local", "distributed"])
 def test_propagate_solves_all_dates_of_a_chunk_in_one_pass(spark, method):
     """The pipeline's dispatch: ``method`` local or distributed, every date of the pass at once, the same ranks."""
