@@ -577,20 +577,26 @@ def test_a_graph_of_isolated_nodes_ranks_by_trust(spark, method, layout):
     assert _ranks(result) == pytest.approx({"a": 0.25, "b": 0.75}, abs=1e-15)
 
 
-def test_propagate_solves_dates_one_by_one_above_local_max_edges(spark):
-    """auto with more edge rows in all than ``local_max_edges``: each date alone, by its own size, same ranks."""
+def _two_dated_graphs(spark):
+    """Karate on 2026-10-01 and Florentine families on 2026-10-02, keyed by ``as_of`` dates."""
     graphs = {date(2026, 10, 1): _real_graphs()["karate"], date(2026, 10, 2): _real_graphs()["florentine"]}
     edges, teleport, _ = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
-    edges = edges.withColumn(C.AS_OF, F.to_date(C.AS_OF))
-    teleport = teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF))
-    karate_edges = edges.filter(F.col(C.AS_OF) == F.lit(date(2026, 10, 1))).count()
+    return graphs, edges.withColumn(C.AS_OF, F.to_date(C.AS_OF)), teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+
+
+def test_propagate_solves_dates_one_by_one_above_local_max_edges(spark):
+    """auto with more edge rows in all than ``local_max_edges``: each date alone, by its own size, same ranks."""
+    graphs, edges, teleport = _two_dated_graphs(spark)
+    karate_day, florentine_day = sorted(graphs)
+    # One edge row fewer than karate's: karate goes distributed, Florentine (smaller) local.
+    karate_edges = edges.filter(F.col(C.AS_OF) == F.lit(karate_day)).count()
     cfg = load_settings(
-        "local", overrides=[f"propagate.local_max_edges={karate_edges}", "propagate.tol=1.0e-10"]
+        "local", overrides=[f"propagate.local_max_edges={karate_edges - 1}", "propagate.tol=1.0e-10"]
     ).propagate
-    assert edges.count() > cfg.local_max_edges
 
     results, ranks = pipeline._pagerank_by_date(edges, teleport, sorted(graphs), cfg)
 
+    assert (results[karate_day].method, results[florentine_day].method) == ("distributed", "local")
     stored = {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in ranks.collect()}
     for day in graphs:
         alone = pr.pagerank(
@@ -607,10 +613,7 @@ def test_propagate_solves_dates_one_by_one_above_local_max_edges(spark):
 @pytest.mark.parametrize("method", ["local", "distributed"])
 def test_propagate_solves_all_dates_of_a_chunk_in_one_pass(spark, method):
     """The pipeline's dispatch: ``method`` local or distributed, every date of the pass at once, the same ranks."""
-    graphs = {date(2026, 10, 1): _real_graphs()["karate"], date(2026, 10, 2): _real_graphs()["florentine"]}
-    edges, teleport, _ = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
-    edges = edges.withColumn(C.AS_OF, F.to_date(C.AS_OF))
-    teleport = teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+    graphs, edges, teleport = _two_dated_graphs(spark)
     cfg = load_settings("local", overrides=[f"propagate.method={method}", "propagate.tol=1.0e-10"]).propagate
 
     results, ranks = pipeline._pagerank_by_date(edges, teleport, sorted(graphs), cfg)
