@@ -131,7 +131,7 @@ def _count_type(event_type: str, alias: str) -> Column:
 
 
 def windowed_features(
-    daily: DataFrame, spark: SparkSession, as_of_dates: Sequence[date], *, half_life_days: float, inactive_days: int
+    daily: DataFrame, as_of_dates: Sequence[date], *, half_life_days: float, inactive_days: int
 ) -> DataFrame:
     """Trailing 7/30/90-day sums and decayed sums of ``user_daily`` for each ``as_of``.
 
@@ -171,18 +171,20 @@ def windowed_features(
     dates = sorted(set(as_of_dates))
     block_days = decay_block_days(half_life_days)
     blocks = sorted({(d - EPOCH).days // block_days for d in dates})
-    as_of_df = as_of_frame(spark, dates)
     in_range = daily.filter(
         F.col(C.EVENT_DATE).between(F.lit(dates[0] - timedelta(days=LONGEST_WINDOW - 1)), F.lit(dates[-1]))
     ).withColumn(C.DAY_INDEX, day_index(F.col(C.EVENT_DATE)))
-    within_window = (F.col(C.EVENT_DATE) <= F.col(C.AS_OF)) & (
-        F.col(C.EVENT_DATE) > F.date_sub(F.col(C.AS_OF), LONGEST_WINDOW)
-    )
+    # The (account, as_of) pairs with activity in the as_of's 90 days: a vector of flags per account,
+    # exploded once, rather than each active day copied to every as_of whose window holds it.
+    vectors = DateVectors(dates)
+    active = vectors.counts(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), LONGEST_WINDOW))
     spine = (
-        in_range.select(C.NETWORK, C.USER_ID, C.EVENT_DATE)
-        .join(F.broadcast(as_of_df), on=within_window, how="inner")
-        .select(C.NETWORK, C.USER_ID, C.AS_OF)
-        .distinct()
+        in_range.select(C.NETWORK, C.USER_ID, active.alias("_active"))
+        .groupBy(C.NETWORK, C.USER_ID)
+        .agg(vectors.combined(F.col("_active"), larger).alias("_active"))
+        .select(C.NETWORK, C.USER_ID, "_active", vectors.explode())
+        .filter(at_slot("_active") > 0)
+        .select(C.NETWORK, C.USER_ID, vectors.as_of())
     )
     sent_total = sum((F.col(n) for n in S.DAILY_SENT), F.lit(0))
     activity_total = sum((F.col(n) for n in S.ACTIVITY_SENT), F.lit(0))
@@ -242,24 +244,35 @@ def windowed_features(
 
 
 def latest_profiles_by_as_of(profiles: DataFrame, as_of_dates: DataFrame) -> DataFrame:
-    """The newest profile snapshot per account and ``as_of`` of ``as_of_dates``, taken before the end of it."""
-    newest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID).orderBy(
-        F.col(C.SNAPSHOT_TS).desc(), F.col(C.EVENT_ID).desc()
+    """The newest profile snapshot per account and ``as_of`` of ``as_of_dates``, taken before the end of it.
+
+    Each snapshot is the newest from its day until the day of the account's
+    next snapshot (ordered by ``snapshot_ts``, then ``event_id``), so it is
+    joined only to the dates of that span: never copied to every later date.
+    """
+    in_order = Window.partitionBy(C.NETWORK, C.USER_ID).orderBy(F.col(C.SNAPSHOT_TS), F.col(C.EVENT_ID))
+    snapshot_day = F.to_date(C.SNAPSHOT_TS)
+    spans = profiles.select(
+        C.NETWORK,
+        C.USER_ID,
+        C.FOLLOWERS_COUNT,
+        C.FOLLOWING_COUNT,
+        C.LISTED_COUNT,
+        C.ACCOUNT_CREATED_AT,
+        C.VERIFIED,
+        snapshot_day.alias("_from"),
+        F.lead(snapshot_day).over(in_order).alias("_until"),
     )
-    return (
-        profiles.join(F.broadcast(as_of_dates), on=F.to_date(C.SNAPSHOT_TS) <= F.col(C.AS_OF), how="inner")
-        .withColumn("_n", F.row_number().over(newest_first))
-        .filter(F.col("_n") == 1)
-        .select(
-            C.AS_OF,
-            C.NETWORK,
-            C.USER_ID,
-            C.FOLLOWERS_COUNT,
-            C.FOLLOWING_COUNT,
-            C.LISTED_COUNT,
-            C.ACCOUNT_CREATED_AT,
-            C.VERIFIED,
-        )
+    newest = (F.col(C.AS_OF) >= F.col("_from")) & (F.col("_until").isNull() | (F.col(C.AS_OF) < F.col("_until")))
+    return spans.join(F.broadcast(as_of_dates), on=newest, how="inner").select(
+        C.AS_OF,
+        C.NETWORK,
+        C.USER_ID,
+        C.FOLLOWERS_COUNT,
+        C.FOLLOWING_COUNT,
+        C.LISTED_COUNT,
+        C.ACCOUNT_CREATED_AT,
+        C.VERIFIED,
     )
 
 
@@ -513,6 +526,38 @@ def user_features_by_as_of(
     as_of_dates: Sequence[date],
     *,
     half_life_days: float,
+    boost_min_follows_30d: float,
+    boost_max_follows_per_engager: float,
+    **flag_params: float,
+) -> DataFrame:
+    """All features of every account active in the 90 days up to each date of ``as_of_dates``, in one pass.
+
+    :func:`flagged_features_by_as_of` then :func:`with_genuine_engagement`
+    (``flag_params``: the former's quality-flag parameters). Returns
+    ``USER_FEATURES_SCHEMA`` columns. The flagged rows are computed twice in
+    this plan (they feed both the engagers' flags and the result): callers
+    that run it on much data cache them between the two steps instead.
+    """
+    flagged = flagged_features_by_as_of(
+        spark, daily, profiles, as_of_dates, half_life_days=half_life_days, **flag_params
+    )
+    return with_genuine_engagement(
+        flagged,
+        events,
+        as_of_dates,
+        half_life_days=half_life_days,
+        boost_min_follows_30d=boost_min_follows_30d,
+        boost_max_follows_per_engager=boost_max_follows_per_engager,
+    )
+
+
+def flagged_features_by_as_of(
+    spark: SparkSession,
+    daily: DataFrame,
+    profiles: DataFrame,
+    as_of_dates: Sequence[date],
+    *,
+    half_life_days: float,
     inactive_days: int,
     spam_max_engagements_per_day: float,
     spam_max_follows_30d: int,
@@ -520,18 +565,16 @@ def user_features_by_as_of(
     spam_min_output_30d: float,
     spam_max_response_rate: float,
     new_account_days: int,
-    boost_min_follows_30d: float,
-    boost_max_follows_per_engager: float,
 ) -> DataFrame:
-    """All features of every account active in the 90 days up to each date of ``as_of_dates``, in one pass.
+    """Window features, profile and quality flags per ``(as_of, account)``: all but the engagement received.
 
-    ``daily`` (``user_daily``) is read once for all dates; windows, profiles,
-    flags and genuine engagement are computed per ``(as_of, account)``.
-    Returns ``USER_FEATURES_SCHEMA`` columns.
+    ``daily`` (``user_daily``) is read once for all dates. Returns the
+    :func:`windowed_features` columns, the profile columns, ``account_age_days``
+    and the :func:`with_quality_flags` flags.
     """
-    windowed = windowed_features(daily, spark, as_of_dates, half_life_days=half_life_days, inactive_days=inactive_days)
+    windowed = windowed_features(daily, as_of_dates, half_life_days=half_life_days, inactive_days=inactive_days)
     profile = latest_profiles_by_as_of(profiles, as_of_frame(spark, as_of_dates))
-    flagged = (
+    return (
         windowed.join(profile, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
         .withColumn(
             S.ACCOUNT_AGE_DAYS, F.datediff(F.col(C.AS_OF), F.to_date(C.ACCOUNT_CREATED_AT)).cast("long")
@@ -546,6 +589,23 @@ def user_features_by_as_of(
             new_account_days=new_account_days,
         )
     )
+
+
+def with_genuine_engagement(
+    flagged: DataFrame,
+    events: DataFrame,
+    as_of_dates: Sequence[date],
+    *,
+    half_life_days: float,
+    boost_min_follows_30d: float,
+    boost_max_follows_per_engager: float,
+) -> DataFrame:
+    """``flagged`` (from :func:`flagged_features_by_as_of`) with the engagement received from genuine engagers.
+
+    The engagers' flags are those of ``flagged``; adds the
+    :func:`genuine_engagement_by_as_of` counts (0 without any) and the
+    follower-boost flag. Returns ``USER_FEATURES_SCHEMA`` columns.
+    """
     received = genuine_engagement_by_as_of(events, flagged, as_of_dates, half_life_days=half_life_days)
     counts = [
         S.GENUINE_ENGAGERS_30D,

@@ -290,10 +290,11 @@ def stage_features_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date,
                 F.col(C.EVENT_DATE).between(F.lit(window_start), F.lit(last))
             )
             profiles = p.lake.read_or_empty(catalog.SILVER_PROFILES, S.SILVER_PROFILES_SCHEMA)
-            result = features.user_features_by_as_of(
+            # The flagged rows feed both the engagers' flags and the result: cached so that their
+            # windows are computed once, and released once the result is cached (validation fills it).
+            flagged = features.flagged_features_by_as_of(
                 p.spark,
                 stored_daily,
-                events,
                 profiles,
                 dates,
                 half_life_days=cfg.half_life_days,
@@ -304,11 +305,18 @@ def stage_features_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date,
                 spam_min_output_30d=cfg.spam_min_output_30d,
                 spam_max_response_rate=cfg.spam_max_response_rate,
                 new_account_days=cfg.new_account_days,
+            ).persist()
+            result = features.with_genuine_engagement(
+                flagged,
+                events,
+                dates,
+                half_life_days=cfg.half_life_days,
                 boost_min_follows_30d=cfg.boost_min_follows_30d,
                 boost_max_follows_per_engager=cfg.boost_max_follows_per_engager,
             ).persist()
             try:
                 _validated(p, result, quality.validate_user_features, catalog.USER_FEATURES)
+                flagged.unpersist()
                 _overwrite_dates(p, result, catalog.USER_FEATURES, S.USER_FEATURES_SCHEMA, dates)
                 # The rows just written, counted from the cache (a row per date).
                 counts = (
@@ -322,6 +330,7 @@ def stage_features_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date,
                 )
             finally:
                 result.unpersist()
+                flagged.unpersist()
         finally:
             events.unpersist()
         by_date = {row[C.AS_OF]: row for row in counts}

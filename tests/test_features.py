@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import features
 from klout_spark import schemas as S
-from tests.factories import AS_OF, days_ago, event, events_df, profile, profiles_df
+from tests.factories import AS_OF, days_ago, event, events_df, profile, profiles_df, ts
 
 HALF_LIFE = 14.0
 QUALITY_PARAMS = dict(
@@ -48,7 +48,7 @@ def test_windowed_features_sum_trailing_frames_and_decay(spark):
     rows = [_daily_row("u", days_ago(age), posts=n) for age, n in posts_by_age.items()]
     rows.append(_daily_row("u", AS_OF + timedelta(days=1), posts=19))  # after as_of: never counted
     daily = spark.createDataFrame(rows, S.USER_DAILY_SCHEMA)
-    (row,) = features.windowed_features(daily, spark, [AS_OF], half_life_days=HALF_LIFE, inactive_days=30).collect()
+    (row,) = features.windowed_features(daily, [AS_OF], half_life_days=HALF_LIFE, inactive_days=30).collect()
     assert row.posts_sent_7d == 2 + 3
     assert row.posts_sent_30d == 2 + 3 + 5 + 7
     assert row.posts_sent_90d == 2 + 3 + 5 + 7 + 11 + 13
@@ -65,7 +65,7 @@ def test_one_pass_computes_many_as_of_dates_point_in_time(spark):
     got = {
         r.as_of: r.posts_sent_7d
         for r in features.windowed_features(
-            daily, spark, [AS_OF, week_ago], half_life_days=HALF_LIFE, inactive_days=30
+            daily, [AS_OF, week_ago], half_life_days=HALF_LIFE, inactive_days=30
         ).collect()
     }
     assert got == {AS_OF: 5.0, week_ago: 6.0}
@@ -73,9 +73,24 @@ def test_one_pass_computes_many_as_of_dates_point_in_time(spark):
 
 def test_account_idle_on_as_of_still_gets_a_row_with_its_window(spark):
     daily = spark.createDataFrame([_daily_row("u", days_ago(3), posts=4)], S.USER_DAILY_SCHEMA)
-    (row,) = features.windowed_features(daily, spark, [AS_OF], half_life_days=HALF_LIFE, inactive_days=2).collect()
+    (row,) = features.windowed_features(daily, [AS_OF], half_life_days=HALF_LIFE, inactive_days=2).collect()
     assert (row.as_of, row.posts_sent_7d, row.posts_sent_decayed) == (AS_OF, 4.0, pytest.approx(4 * 0.5 ** (3 / 14)))
     assert row.own_activity == 0  # nothing in the last 2 days
+
+
+def test_an_account_gets_a_row_for_exactly_the_dates_whose_90_days_hold_its_activity(spark):
+    # The window of as_of days_ago(n) holds days_ago(a) when n <= a <= n + 89.
+    daily = spark.createDataFrame(
+        [_daily_row("u", days_ago(100), posts=1), _daily_row("u", days_ago(5), posts=1),
+         _daily_row("v", days_ago(95), posts=1)],
+        S.USER_DAILY_SCHEMA,
+    )
+    ages = (0, 4, 5, 6, 9, 10, 11)
+    rows = features.windowed_features(
+        daily, [days_ago(n) for n in ages], half_life_days=HALF_LIFE, inactive_days=30
+    ).collect()
+    got = sorted((r.user_id, (AS_OF - r.as_of).days) for r in rows)
+    assert got == [("u", 0), ("u", 4), ("u", 5), ("u", 11), ("v", 6), ("v", 9), ("v", 10), ("v", 11)]
 
 
 def _features(spark, events, profiles=(), **overrides):
@@ -136,6 +151,34 @@ def test_latest_profile_before_the_end_of_as_of_is_used(spark):
     ]
     row = _features(spark, [event("p", S.POST, "a", post_id="p")], profiles)["a"]
     assert (row.followers_count, row.verified, row.account_age_days) == (20, True, 400)
+
+
+def test_latest_profile_of_each_as_of_is_the_newest_taken_by_its_end(spark):
+    def snapshot(user, day, followers, *, hour=12, event_id=None):
+        row = list(profile(user, day, followers=followers))
+        row[2] = ts(day, hour)
+        row[9] = event_id or row[9]
+        return tuple(row)
+
+    profiles = profiles_df(spark, [
+        snapshot("a", days_ago(10), 10),
+        snapshot("a", days_ago(5), 50, hour=8),
+        snapshot("a", days_ago(5), 55, hour=20),  # later the same day: it wins from that day on
+        snapshot("a", days_ago(2), 60, event_id="prof-a-1"),
+        snapshot("a", days_ago(2), 61, event_id="prof-a-2"),  # same instant: the larger event id wins
+        snapshot("a", AS_OF + timedelta(days=1), 999),
+        snapshot("b", days_ago(3), 7),
+    ])
+    dates = [days_ago(n) for n in (12, 10, 6, 5, 3, 2)] + [AS_OF]
+    got = {
+        (r.user_id, r.as_of): r.followers_count
+        for r in features.latest_profiles_by_as_of(profiles, features.as_of_frame(spark, dates)).collect()
+    }
+    assert got == {
+        ("a", days_ago(10)): 10, ("a", days_ago(6)): 10, ("a", days_ago(5)): 55, ("a", days_ago(3)): 55,
+        ("a", days_ago(2)): 61, ("a", AS_OF): 61,
+        ("b", days_ago(3)): 7, ("b", days_ago(2)): 7, ("b", AS_OF): 7,
+    }
 
 
 def test_features_for_a_date_ignore_later_events(spark):
