@@ -125,38 +125,25 @@ def engagement_edges_by_as_of(
         returned = F.least(weight, F.coalesce(reverse_weight, F.lit(0.0)))
         return weight - (1.0 - reciprocal_discount) * returned
 
-    # Each pair is counted with its reverse in one group (keyed by the two accounts in order, "a" < "b"),
-    # so the reciprocal discount needs no join of the pairs to themselves, which would compute them twice.
-    forward = F.col(C.ACTOR_ID) < F.col(C.SUBJECT_ID)
-    n = vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long"))
-    w = vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0))
     day_vectors = pair_days.select(
         C.NETWORK,
-        F.least(C.ACTOR_ID, C.SUBJECT_ID).alias("_a"),
-        F.greatest(C.ACTOR_ID, C.SUBJECT_ID).alias("_b"),
-        F.when(forward, n).alias("_n_ab"),
-        F.when(~forward, n).alias("_n_ba"),
-        F.when(forward, w).alias("_w_ab"),
-        F.when(~forward, w).alias("_w_ba"),
+        F.col(C.ACTOR_ID).alias(C.SRC),
+        F.col(C.SUBJECT_ID).alias(C.DST),
+        vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long")).alias("_n"),
+        vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0)).alias("_w"),
     )
-    both_ways = day_vectors.groupBy(C.NETWORK, "_a", "_b").agg(
-        *[vectors.combined(F.col(f"_n_{way}"), plus).alias(f"_n_{way}") for way in ("ab", "ba")],
-        *[vectors.combined(F.col(f"_w_{way}"), plus, dtype="double").alias(f"_w_{way}") for way in ("ab", "ba")],
-    )
-
-    def direction(src: str, dst: str, way: str, back: str) -> Column:
-        return F.struct(
-            F.col(src).alias(C.SRC),
-            F.col(dst).alias(C.DST),
-            F.col(f"_n_{way}").alias("_n"),
-            vectors.zipped(F.col(f"_w_{way}"), F.col(f"_w_{back}"), discounted_weight).alias("_w"),
-        )
-
     pair = [C.NETWORK, C.SRC, C.DST]
-    discounted = (
-        both_ways.select(C.NETWORK, F.explode(F.array(direction("_a", "_b", "ab", "ba"), direction("_b", "_a", "ba", "ab"))).alias("_e"))
-        .select(C.NETWORK, "_e.*")
-        .filter(vectors.any_positive(F.col("_n")))
+    pairs = day_vectors.groupBy(*pair).agg(
+        vectors.combined(F.col("_n"), plus).alias("_n"),
+        vectors.combined(F.col("_w"), plus, dtype="double").alias("_w"),
+    )
+    reverse = pairs.select(
+        C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST), F.col("_w").alias("_reverse")
+    )
+    discounted = pairs.join(reverse, on=pair, how="left").select(
+        *pair,
+        "_n",
+        vectors.zipped(F.col("_w"), F.col("_reverse"), discounted_weight).alias("_w"),
     )
     by_engager = Window.partitionBy(C.NETWORK, C.SRC)
     normalized = discounted.select(
