@@ -22,6 +22,9 @@ from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
 from klout_spark.errors import InputError, require_columns
 
 LONGEST_WINDOW = max(S.FEATURE_WINDOWS)
+# Decayed engagement is summed in whole units of 2^-30 (about 1e-9): integer sums are exact, so
+# their order (partitioning, the dates computed together) cannot change a bit of the result.
+DECAYED_UNITS = float(2**30)
 # Column of the dates an engager is genuine on (see genuine_dates_by_engager).
 GENUINE_DATES = "_genuine_dates"
 
@@ -378,11 +381,11 @@ def genuine_engagement_by_as_of(
     (an author gets a row for a date when a genuine engager engaged it in the
     90 days up to that date). So the work grows with the engagements, not with
     the engagements times the dates. The mutual pairs are taken per ``as_of``
-    from its own 30-day window. The decayed sum adds its terms in one sorted
-    order (a sorted array folded left, zero terms of other dates adding
-    nothing), so its floating-point value does not depend on how rows are
-    partitioned or on which dates are computed together: a backfill and a
-    daily run give the same bits.
+    from its own 30-day window. Each term of the decayed sum is rounded up to
+    a whole number of ``1 / DECAYED_UNITS`` and the terms are summed as
+    integers: exact, so the value does not depend on how rows are partitioned
+    or on which dates are computed together (a backfill and a daily run give
+    the same bits), and a positive term never rounds to zero.
     """
     vectors = DateVectors(as_of_dates)
     dates = vectors.dates
@@ -392,6 +395,11 @@ def genuine_engagement_by_as_of(
     genuine_dates = genuine_dates_by_engager(flags, dates)
 
     pair = [C.NETWORK, C.SUBJECT_ID, C.ACTOR_ID]
+
+    def decayed_term(day: Column) -> Column:
+        age = F.datediff(day, F.col(C.EVENT_DATE))
+        return F.col("_n") * F.pow(F.lit(0.5), age / half_life_days) / F.col("_acts")
+
     engager_day = Window.partitionBy(C.NETWORK, C.ACTOR_ID, C.EVENT_DATE)
     pair_days = (
         all_engagements.withColumn("_acts", F.count(F.lit(1)).over(engager_day))
@@ -406,9 +414,6 @@ def genuine_engagement_by_as_of(
     )
     day_vectors = pair_days.select(
         *pair,
-        C.EVENT_DATE,
-        "_acts",
-        "_n",
         vectors.counts(lambda day: genuine_in_window(day, 30)).alias("_genuine_30d"),
         vectors.per_date(
             lambda day: F.when(genuine_in_window(day, 30), F.col("_reshares")).otherwise(0).cast("long")
@@ -417,22 +422,17 @@ def genuine_engagement_by_as_of(
         vectors.per_date(
             lambda day: F.when(
                 genuine_in_window(day, LONGEST_WINDOW),
-                F.col("_n") * F.pow(F.lit(0.5), F.datediff(day, F.col(C.EVENT_DATE)) / half_life_days) / F.col("_acts"),
-            ).otherwise(0.0)
+                F.ceil(decayed_term(day) * DECAYED_UNITS),
+            ).otherwise(0).cast("long")
         ).alias("_decayed"),
     )
     # One row per (author, engager): engaged in the 30 days up to each date while genuine? reshares;
-    # the engager's days with a decayed weight at some date ...
+    # decayed weight ...
     pairs = day_vectors.groupBy(*pair).agg(
         vectors.combined(F.col("_genuine_30d"), larger).alias("_genuine_30d"),
         vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares_30d"),
         vectors.combined(F.col("_any_30d"), larger).alias("_any_30d"),
-        F.collect_list(
-            F.when(
-                vectors.any_positive(F.col("_decayed")),
-                F.struct(C.EVENT_DATE, "_acts", "_n", "_decayed"),
-            )
-        ).alias("_days"),
+        vectors.combined(F.col("_decayed"), plus).alias("_decayed"),
     )
     # ... and did the author engage that engager in return in the same 30 days (by anyone's flags:
     # returning engagement is what pods do)?
@@ -455,11 +455,7 @@ def genuine_engagement_by_as_of(
             vectors.combined(F.col("_genuine_30d"), plus).alias("_engagers"),
             vectors.combined(F.col("_mutual"), plus).alias("_mutual"),
             vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares"),
-            F.aggregate(
-                F.array_sort(F.flatten(F.collect_list("_days"))),
-                vectors.zeros("double"),
-                lambda total, day: F.zip_with(total, day["_decayed"], plus),
-            ).alias("_decayed"),
+            vectors.combined(F.col("_decayed"), plus).alias("_decayed"),
         )
     )
     # Distinct own posts amplified per date: a vector per (author, post), then counted per author.
@@ -489,7 +485,7 @@ def genuine_engagement_by_as_of(
             at_slot("_engagers").alias(S.GENUINE_ENGAGERS_30D),
             at_slot("_mutual").alias(S.MUTUAL_ENGAGERS_30D),
             at_slot("_reshares").alias(S.GENUINE_RESHARES_30D),
-            at_slot("_decayed").alias(S.GENUINE_ENGAGEMENTS_DECAYED),
+            (at_slot("_decayed") / DECAYED_UNITS).alias(S.GENUINE_ENGAGEMENTS_DECAYED),
         )
         # Joined after the explode: indexing a vector that an outer join left null hit a
         # null-pointer error in Spark's generated code (coalescing it first is safe).

@@ -191,6 +191,36 @@ def test_features_for_a_date_ignore_later_events(spark):
     assert before == after
 
 
+def test_a_multi_date_pass_gives_each_date_the_bits_of_its_own_pass(spark):
+    """Spine, profiles, flags and genuine engagement of many dates in one pass equal each date alone, exactly."""
+    dates = [days_ago(n) for n in (40, 12, 5, 1, 0)]
+    rows = [event(f"p{i}", S.POST, author, post_id=f"{author}{i}", day=days_ago(age))
+            for i, (author, age) in enumerate([("a", 50), ("a", 10), ("b", 3), ("c", 60), ("c", 2)])]
+    # Engagers acting once or several times a day, at ages that decay differently for each date.
+    for i, (engager, author, age, kind) in enumerate([
+        ("b", "a", 45, S.LIKE), ("b", "a", 9, S.RESHARE), ("c", "a", 9, S.REPLY), ("c", "a", 9, S.LIKE),
+        ("a", "b", 2, S.QUOTE), ("a", "c", 1, S.LIKE), ("d", "a", 30, S.LIKE), ("b", "c", 0, S.RESHARE),
+    ]):
+        rows.append(event(f"e{i}", kind, engager, author, parent=f"{author}1", day=days_ago(age)))
+    events = events_df(spark, rows)
+    profiles = profiles_df(spark, [profile("a", days_ago(100), followers=5, created=days_ago(900)),
+                                   profile("a", days_ago(8), followers=50, created=days_ago(900)),
+                                   profile("c", days_ago(3), followers=9, created=days_ago(20))])
+    params = dict(QUALITY_PARAMS, half_life_days=HALF_LIFE, inactive_days=30)
+    daily = features.user_daily(events)
+
+    def by_key(df):
+        return {(r.as_of, r.user_id): r.asDict() for r in df.collect()}
+
+    together = by_key(features.user_features_by_as_of(spark, daily, events, profiles, dates, **params))
+    alone = {}
+    for as_of in dates:
+        alone.update(by_key(features.user_features_by_as_of(spark, daily, events, profiles, [as_of], **params)))
+    assert together == alone
+    # Each date has engagement of a genuine engager for "a" (b's, or d's while b is inactive).
+    assert {as_of for (as_of, user), r in together.items() if user == "a" and r[S.GENUINE_ENGAGEMENTS_DECAYED] > 0} == set(dates)
+
+
 def test_user_features_output_matches_the_table_schema(spark):
     events = events_df(spark, [event("p", S.POST, "a", post_id="p")])
     result = features.user_features(
