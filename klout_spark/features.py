@@ -255,28 +255,16 @@ def latest_profiles_by_as_of(profiles: DataFrame, as_of_dates: DataFrame) -> Dat
     """
     in_order = Window.partitionBy(C.NETWORK, C.USER_ID).orderBy(F.col(C.SNAPSHOT_TS), F.col(C.EVENT_ID))
     snapshot_day = F.to_date(C.SNAPSHOT_TS)
+    kept = [C.FOLLOWERS_COUNT, C.FOLLOWING_COUNT, C.LISTED_COUNT, C.ACCOUNT_CREATED_AT, C.VERIFIED]
     spans = profiles.select(
         C.NETWORK,
         C.USER_ID,
-        C.FOLLOWERS_COUNT,
-        C.FOLLOWING_COUNT,
-        C.LISTED_COUNT,
-        C.ACCOUNT_CREATED_AT,
-        C.VERIFIED,
+        *kept,
         snapshot_day.alias("_from"),
         F.lead(snapshot_day).over(in_order).alias("_until"),
     )
     newest = (F.col(C.AS_OF) >= F.col("_from")) & (F.col("_until").isNull() | (F.col(C.AS_OF) < F.col("_until")))
-    return spans.join(F.broadcast(as_of_dates), on=newest, how="inner").select(
-        C.AS_OF,
-        C.NETWORK,
-        C.USER_ID,
-        C.FOLLOWERS_COUNT,
-        C.FOLLOWING_COUNT,
-        C.LISTED_COUNT,
-        C.ACCOUNT_CREATED_AT,
-        C.VERIFIED,
-    )
+    return spans.join(F.broadcast(as_of_dates), on=newest, how="inner").select(C.AS_OF, C.NETWORK, C.USER_ID, *kept)
 
 
 def with_quality_flags(
