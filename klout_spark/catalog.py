@@ -63,6 +63,16 @@ TABLES: tuple[str, ...] = (
 
 LATEST_SCORES_VIEW = "latest_scores"
 
+# The columns whose per-file minimum, maximum and null count Delta keeps
+# (``delta.dataSkippingStatsColumns``, set when the table is created) in the two tables
+# of whole events. By default Delta keeps them for the first 32 columns, the post text
+# among them, and computing them is a large part of writing those tables; skipping
+# files needs only these. Row counts are kept for every table regardless.
+STATS_COLUMNS: dict[str, tuple[str, ...]] = {
+    BRONZE_EVENTS: ("event_ts", "network", "event_type", "batch_id", "source_checksum"),
+    SILVER_EVENTS: ("event_ts", "network", "event_type", "actor_id", "batch_id"),
+}
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 

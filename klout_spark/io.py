@@ -27,11 +27,12 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import delta.exceptions.captured  # noqa: F401 - makes Delta's commit conflicts raise delta.exceptions types
 from delta.exceptions import (
@@ -55,6 +56,7 @@ from klout_spark import columns as C
 from klout_spark.errors import ConcurrentRunError, InputError, StageOrderError, StorageError
 
 log = logging.getLogger(__name__)
+T_ = TypeVar("T_")
 
 # Delta's optimistic-concurrency conflicts: another writer committed first.
 COMMIT_CONFLICTS: tuple[type[Exception], ...] = (
@@ -126,6 +128,8 @@ class Lakehouse:
         builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table)).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
+        if table in catalog.STATS_COLUMNS:
+            builder = builder.property("delta.dataSkippingStatsColumns", ",".join(catalog.STATS_COLUMNS[table]))
         try:
             builder.execute()
         except COMMIT_CONFLICTS:
@@ -236,12 +240,13 @@ class Lakehouse:
         *,
         keys: Sequence[str],
         partition_by: Sequence[str] = (),
-    ) -> None:
-        """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (MERGE).
+    ) -> int:
+        """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (MERGE); return how many it inserted.
 
         Of two writers merging the same new key at once, Delta lets one commit
         and fails the other with a conflict; that one merges again on the new
-        snapshot, where the key now matches, so each key is inserted once.
+        snapshot, where the key now matches, so each key is inserted once. The
+        count is the committed MERGE's (Delta's ``num_inserted_rows``).
         """
         for key in keys:
             catalog.validate_identifier(key, what="merge key")
@@ -249,11 +254,12 @@ class Lakehouse:
         condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         source = _conform(df, schema).alias("s")
 
-        def merge() -> None:
+        def merge() -> int:
             target = DeltaTable.forPath(self.spark, self.path(table))
-            target.alias("t").merge(source, condition).whenNotMatchedInsertAll().execute()
+            metrics = target.alias("t").merge(source, condition).whenNotMatchedInsertAll().execute().first()
+            return int(metrics["num_inserted_rows"])
 
-        _retry_on_conflict(merge, what=f"MERGE into {table}")
+        return _retry_on_conflict(merge, what=f"MERGE into {table}")
 
     def claim(self, df: DataFrame, table: str, schema: T.StructType, *, keys: Sequence[str], takeover: str) -> None:
         """Insert the rows of ``df`` whose ``keys`` are free, or replace held ones matching ``takeover`` (MERGE).
@@ -292,17 +298,19 @@ class Lakehouse:
         return int(history.select("version").first()[0])
 
 
-def _retry_on_conflict(write, *, what: str) -> None:
-    """Run an idempotent Delta ``write``; run it again (on the new snapshot) after a commit conflict."""
+def _retry_on_conflict(write: Callable[[], T_], *, what: str) -> T_:
+    """Run an idempotent Delta ``write``, again (on the new snapshot) after a commit conflict; return what it returns."""
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
-            write()
-            return
+            return write()
         except COMMIT_CONFLICTS as exc:
             if attempt == CONFLICT_RETRIES:
                 raise
             log.info("%s lost a commit conflict (%s); trying again", what, type(exc).__name__)
             time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 # What the OS says when storage refuses a write, as it appears in Java and Python errors.
 STORAGE_FAILURES = (
     "No space left on device",

@@ -1,3 +1,4 @@
+import json
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -53,9 +54,32 @@ def test_merge_new_inserts_only_unseen_keys(lake, spark):
     schema = S.SILVER_EVENTS_SCHEMA
     row = ("e1", "twitter", "post", datetime(2026, 10, 30), "u", None, None, None, None, None, "b", D1)
     first = spark.createDataFrame([row], schema)
-    lake.merge_new(first, catalog.SILVER_EVENTS, schema, keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE])
-    lake.merge_new(first, catalog.SILVER_EVENTS, schema, keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE])
-    assert lake.read(catalog.SILVER_EVENTS).count() == 1
+    second = spark.createDataFrame([row, ("e2", *row[1:])], schema)
+    inserted = [
+        lake.merge_new(df, catalog.SILVER_EVENTS, schema, keys=[C.EVENT_ID], partition_by=[C.EVENT_DATE])
+        for df in (first, first, second)
+    ]
+    assert inserted == [1, 0, 1]
+    assert sorted(r.event_id for r in lake.read(catalog.SILVER_EVENTS).collect()) == ["e1", "e2"]
+
+
+@pytest.mark.parametrize("table", sorted(catalog.STATS_COLUMNS))
+def test_event_tables_keep_file_statistics_of_their_skipping_columns_only(lake, spark, table):
+    schema = {catalog.BRONZE_EVENTS: S.BRONZE_EVENTS_SCHEMA, catalog.SILVER_EVENTS: S.SILVER_EVENTS_SCHEMA}[table]
+    wanted = catalog.STATS_COLUMNS[table]
+    assert set(wanted) <= set(schema.fieldNames())
+    values = {"event_ts": datetime(2026, 10, 30, 8), "event_date": D1, "source_line": 1, "ingested_at": datetime(2026, 11, 1)}
+    row = tuple(values.get(f.name, f"{f.name}-1" if f.dataType.typeName() == "string" else None) for f in schema.fields)
+    lake.append(spark.createDataFrame([row], schema), table, schema, partition_by=[C.EVENT_DATE])
+    log_dir = Path(lake.path(table).removeprefix("file:")) / "_delta_log"
+    adds = [
+        json.loads(action["add"]["stats"])
+        for line in (log_dir / "00000000000000000001.json").read_text().splitlines()
+        if "add" in (action := json.loads(line))
+    ]
+    assert len(adds) == 1 and adds[0]["numRecords"] == 1
+    assert set(adds[0]["minValues"]) == set(adds[0]["maxValues"]) == set(adds[0]["nullCount"]) == set(wanted)
+    assert adds[0]["minValues"]["batch_id"] == "batch_id-1"
 
 
 def test_tables_are_registered_and_rediscovered_by_a_fresh_catalog(lake, spark, settings):
