@@ -672,7 +672,9 @@ def _commit(
         for f in files
     ]
     log_rows = lake.spark.createDataFrame(rows, schemas.INGEST_LOG_SCHEMA)
-    lake.merge_new(log_rows, catalog.INGEST_LOG, schemas.INGEST_LOG_SCHEMA, keys=[C.SOURCE_CHECKSUM])
+    inserted = lake.merge_new(log_rows, catalog.INGEST_LOG, schemas.INGEST_LOG_SCHEMA, keys=[C.SOURCE_CHECKSUM])
+    if inserted == len(by_checksum):
+        return set(by_checksum)  # every row went in: no other attempt committed any of these files
     mine = (
         lake.read(catalog.INGEST_LOG)
         .filter(F.col(C.SOURCE_CHECKSUM).isin(list(by_checksum)) & (F.col(C.BATCH_ID) == batch_id))
