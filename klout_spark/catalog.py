@@ -16,6 +16,7 @@ import re
 
 from pyspark.sql import SparkSession
 
+from klout_spark import columns as C
 from klout_spark.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ LATEST_SCORES_VIEW = "latest_scores"
 # among them, and computing them is a large part of writing those tables; skipping
 # files needs only these. Row counts are kept for every table regardless.
 STATS_COLUMNS: dict[str, tuple[str, ...]] = {
-    BRONZE_EVENTS: ("event_ts", "network", "event_type", "batch_id", "source_checksum"),
-    SILVER_EVENTS: ("event_ts", "network", "event_type", "actor_id", "batch_id"),
+    BRONZE_EVENTS: (C.EVENT_TS, C.NETWORK, C.EVENT_TYPE, C.BATCH_ID, C.SOURCE_CHECKSUM),
+    SILVER_EVENTS: (C.EVENT_TS, C.NETWORK, C.EVENT_TYPE, C.ACTOR_ID, C.BATCH_ID),
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")

@@ -68,7 +68,8 @@ def test_event_tables_keep_file_statistics_of_their_skipping_columns_only(lake, 
     schema = {catalog.BRONZE_EVENTS: S.BRONZE_EVENTS_SCHEMA, catalog.SILVER_EVENTS: S.SILVER_EVENTS_SCHEMA}[table]
     wanted = catalog.STATS_COLUMNS[table]
     assert set(wanted) <= set(schema.fieldNames())
-    values = {"event_ts": datetime(2026, 10, 30, 8), "event_date": D1, "source_line": 1, "ingested_at": datetime(2026, 11, 1)}
+    values = {C.EVENT_TS: datetime(2026, 10, 30, 8), C.EVENT_DATE: D1, C.SOURCE_LINE: 1,
+              C.INGESTED_AT: datetime(2026, 11, 1)}
     row = tuple(values.get(f.name, f"{f.name}-1" if f.dataType.typeName() == "string" else None) for f in schema.fields)
     lake.append(spark.createDataFrame([row], schema), table, schema, partition_by=[C.EVENT_DATE])
     log_dir = Path(lake.path(table).removeprefix("file:")) / "_delta_log"
@@ -79,7 +80,7 @@ def test_event_tables_keep_file_statistics_of_their_skipping_columns_only(lake, 
     ]
     assert len(adds) == 1 and adds[0]["numRecords"] == 1
     assert set(adds[0]["minValues"]) == set(adds[0]["maxValues"]) == set(adds[0]["nullCount"]) == set(wanted)
-    assert adds[0]["minValues"]["batch_id"] == "batch_id-1"
+    assert adds[0]["minValues"][C.BATCH_ID] == adds[0]["maxValues"][C.BATCH_ID] == "batch_id-1"
 
 
 def test_tables_are_registered_and_rediscovered_by_a_fresh_catalog(lake, spark, settings):
