@@ -232,3 +232,33 @@ def test_the_generate_step_alone_measures_the_generator_and_says_why_the_ratios_
     assert result["notes"]["backfill_vs_daily"] == "not measured: step backfill was not in --steps"
     assert all(value is None for value in result["ratios"].values())
     assert not (tmp_path / "work" / "S").exists()  # the dump is deleted without --keep-data
+
+
+def test_bare_ingest_writes_the_bare_parquet_and_a_floor_stored_as_bronze_is(spark, tmp_path):
+    import gzip
+
+    from delta.tables import DeltaTable
+
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    line = '{{"event_id": "{0}", "network": "twitter", "event_type": "post", "event_ts": "{1}", "actor_id": "u{0}"}}\n'
+    (dump / "day1.jsonl").write_text(line.format(1, "2026-10-01T10:00:00Z") + line.format(2, "2026-10-01T23:59:00Z"))
+    with gzip.open(dump / "day2.jsonl.gz", "wt") as out:
+        out.write(line.format(3, "2026-10-02T00:00:01Z"))
+    (dump / "_ground_truth").mkdir()  # hidden from the read, as from ingest
+    (dump / "_ground_truth" / "x.jsonl").write_text(line.format(9, "2026-10-02T00:00:01Z"))
+
+    bare = B.bare_ingest(spark, str(dump), str(tmp_path / "bare"))
+
+    assert (bare["files"], bare["rows"]) == (2, 3)
+    assert bare["seconds"] > 0 and bare["delta_floor_seconds"] > 0
+    assert sorted(r.event_id for r in spark.read.parquet(str(tmp_path / "bare")).collect()) == ["1", "2", "3"]
+    floor = DeltaTable.forPath(spark, str(tmp_path / "bare_delta")).detail().first()
+    assert floor.partitionColumns == ["event_date"]
+    # bronze's statistics columns that the bare read has (batch id and checksum are ingest's own)
+    assert floor.properties["delta.dataSkippingStatsColumns"] == "event_ts,network,event_type"
+    per_day = spark.read.format("delta").load(str(tmp_path / "bare_delta")).groupBy("event_date").count()
+    assert sorted((str(r.event_date), r["count"]) for r in per_day.collect()) == [("2026-10-01", 2), ("2026-10-02", 1)]
+
+    B.bare_ingest(spark, str(dump), str(tmp_path / "bare"))  # a second probe over the same scratch replaces it
+    assert spark.read.format("delta").load(str(tmp_path / "bare_delta")).count() == 3
