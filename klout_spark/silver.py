@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from klout_spark import catalog, quality, schemas
 from klout_spark import columns as C
@@ -27,6 +28,9 @@ from klout_spark.io import Lakehouse
 log = logging.getLogger(__name__)
 
 VALIDATE_STAGE = "validate"
+# Repeated event ids of a batch up to this many are fetched to the driver and broadcast to pick their
+# rows out (a few MiB); a batch with more is deduplicated by one window over all its rows.
+DEDUP_BROADCAST_MAX_IDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,31 @@ def pending_batches(lake: Lakehouse) -> list[str]:
     return sorted(r[0] for r in committed.collect())
 
 
-def first_per_event_id(events: DataFrame) -> DataFrame:
-    """Keep one row per ``event_id``: the earliest ingested (file, line) wins, deterministically."""
-    earliest = Window.partitionBy(C.EVENT_ID).orderBy(
-        C.INGESTED_AT, C.SOURCE_CHECKSUM, C.SOURCE_LINE
-    )
+def first_per_event_id(events: DataFrame, *, broadcast_max_ids: int = DEDUP_BROADCAST_MAX_IDS) -> DataFrame:
+    """Keep one row per ``event_id``: the earliest ingested (file, line) wins, deterministically.
+
+    Most batches hold each id once, and a window over every row would shuffle and
+    sort whole rows to find that out. So the ids seen more than once are found
+    first, from the ids alone, and rows of the other ids pass untouched. Up to
+    ``broadcast_max_ids`` repeated ids are fetched (a size-guarded collect) and
+    broadcast, and only their rows go through the window; past that, every row
+    does. ``events`` is read again by the result: callers pass a cached frame.
+    """
+    repeated = events.groupBy(C.EVENT_ID).count().filter(F.col("count") > 1).select(C.EVENT_ID)
+    ids = [row[0] for row in repeated.limit(broadcast_max_ids + 1).collect()]
+    if not ids:
+        return events
+    earliest = Window.partitionBy(C.EVENT_ID).orderBy(C.INGESTED_AT, C.SOURCE_CHECKSUM, C.SOURCE_LINE)
+    if len(ids) > broadcast_max_ids:
+        return _first_in_window(events, earliest)
+    schema = T.StructType([events.schema[C.EVENT_ID]])
+    repeated_ids = F.broadcast(events.sparkSession.createDataFrame([(i,) for i in ids], schema))
+    once = events.join(repeated_ids, on=C.EVENT_ID, how="left_anti")
+    more_than_once = events.join(repeated_ids, on=C.EVENT_ID, how="left_semi")
+    return once.unionByName(_first_in_window(more_than_once, earliest))
+
+
+def _first_in_window(events: DataFrame, earliest: Window) -> DataFrame:
     return events.withColumn("_n", F.row_number().over(earliest)).filter(F.col("_n") == 1).drop("_n")
 
 
