@@ -707,13 +707,12 @@ def bare_ingest(spark, dump: str, scratch: str) -> dict[str, Any]:
     without numbering, typing, quarantine or exactly-once bookkeeping. The empty
     table is created before the clock starts.
     """
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     from klout_spark import catalog, schemas
     from klout_spark import columns as C
-    from klout_spark.io import discover_dump_files
+    from klout_spark.io import delta_table_builder, discover_dump_files
 
     files = [f.path for f in discover_dump_files([dump], fmt="canonical")]
     raw_schema = T.StructType(
@@ -726,10 +725,7 @@ def bare_ingest(spark, dump: str, scratch: str) -> dict[str, Any]:
     bare_rows = spark.read.parquet(scratch).count()
     dated = events.withColumn(C.EVENT_DATE, F.to_date(C.EVENT_TS))
     stats = [c for c in catalog.STATS_COLUMNS[catalog.BRONZE_EVENTS] if c in dated.columns]
-    (
-        DeltaTable.createIfNotExists(spark).location(f"{scratch}_delta").addColumns(dated.schema)
-        .partitionedBy(C.EVENT_DATE).property("delta.dataSkippingStatsColumns", ",".join(stats)).execute()
-    )
+    delta_table_builder(spark, f"{scratch}_delta", dated.schema, [C.EVENT_DATE], stats_columns=stats).execute()
     started = time.perf_counter()
     dated.write.format("delta").mode("overwrite").save(f"{scratch}_delta")  # the rows of an earlier probe go
     delta_floor_seconds = time.perf_counter() - started

@@ -125,11 +125,9 @@ class Lakehouse:
         catalog.register_table(self.spark, self.root, self.database, table)
 
     def _create(self, table: str, schema: T.StructType, partition_by: Sequence[str], *, retry: bool = True) -> None:
-        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table)).addColumns(schema)
-        if partition_by:
-            builder = builder.partitionedBy(*partition_by)
-        if table in catalog.STATS_COLUMNS:
-            builder = builder.property("delta.dataSkippingStatsColumns", ",".join(catalog.STATS_COLUMNS[table]))
+        builder = delta_table_builder(
+            self.spark, self.path(table), schema, partition_by, stats_columns=catalog.STATS_COLUMNS.get(table, ())
+        )
         try:
             builder.execute()
         except COMMIT_CONFLICTS:
@@ -296,6 +294,27 @@ class Lakehouse:
             return None
         history = DeltaTable.forPath(self.spark, self.path(table)).history(1)
         return int(history.select("version").first()[0])
+
+
+def delta_table_builder(
+    spark: SparkSession,
+    path: str,
+    schema: T.StructType,
+    partition_by: Sequence[str] = (),
+    *,
+    stats_columns: Sequence[str] = (),
+):
+    """A create-if-absent builder of the Delta table at ``path``; ``stats_columns`` limits its file statistics.
+
+    With ``stats_columns`` Delta computes minimum, maximum and null count only for
+    those columns (``delta.dataSkippingStatsColumns``), not for the first 32.
+    """
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    if stats_columns:
+        builder = builder.property("delta.dataSkippingStatsColumns", ",".join(stats_columns))
+    return builder
 
 
 def _retry_on_conflict(write: Callable[[], T_], *, what: str) -> T_:
