@@ -122,28 +122,52 @@ def engagement_edges_by_as_of(
         return F.col("_typed") * F.pow(F.lit(0.5), age / half_life_days) / F.col("_acts")
 
     def discounted_weight(weight: Column, reverse_weight: Column) -> Column:
-        returned = F.least(weight, F.coalesce(reverse_weight, F.lit(0.0)))
-        return weight - (1.0 - reciprocal_discount) * returned
+        return weight - (1.0 - reciprocal_discount) * F.least(weight, reverse_weight)
 
+    # Both directions of a pair are summed into one row of the unordered pair
+    # (lo, hi), so the reciprocal discount needs no self-join: the pairs are
+    # computed once, and each direction sees the other's weight in its own row.
+    lo = F.least(F.col(C.ACTOR_ID), F.col(C.SUBJECT_ID))
+    hi = F.greatest(F.col(C.ACTOR_ID), F.col(C.SUBJECT_ID))
+    forward = F.col(C.ACTOR_ID) < F.col(C.SUBJECT_ID)
+    n_vector = vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long"))
+    w_vector = vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0))
     day_vectors = pair_days.select(
-        C.NETWORK,
-        F.col(C.ACTOR_ID).alias(C.SRC),
-        F.col(C.SUBJECT_ID).alias(C.DST),
-        vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long")).alias("_n"),
-        vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0)).alias("_w"),
+        C.NETWORK, lo.alias("_lo"), hi.alias("_hi"), forward.alias("_forward"),
+        n_vector.alias("_n"), w_vector.alias("_w"),
+    )
+    directed = day_vectors.select(
+        C.NETWORK, "_lo", "_hi",
+        *[
+            F.when(F.col("_forward") == is_forward, F.col(vector)).alias(f"{vector}_{suffix}")
+            for suffix, is_forward in (("fwd", True), ("rev", False))
+            for vector in ("_n", "_w")
+        ],
+    )
+    unordered = directed.groupBy(C.NETWORK, "_lo", "_hi").agg(
+        *[
+            vectors.combined(F.col(f"{vector}_{suffix}"), plus, dtype=dtype).alias(f"{vector}_{suffix}")
+            for suffix in ("fwd", "rev")
+            for vector, dtype in (("_n", "long"), ("_w", "double"))
+        ]
     )
     pair = [C.NETWORK, C.SRC, C.DST]
-    pairs = day_vectors.groupBy(*pair).agg(
-        vectors.combined(F.col("_n"), plus).alias("_n"),
-        vectors.combined(F.col("_w"), plus, dtype="double").alias("_w"),
-    )
-    reverse = pairs.select(
-        C.NETWORK, F.col(C.DST).alias(C.SRC), F.col(C.SRC).alias(C.DST), F.col("_w").alias("_reverse")
-    )
-    discounted = pairs.join(reverse, on=pair, how="left").select(
-        *pair,
-        "_n",
-        vectors.zipped(F.col("_w"), F.col("_reverse"), discounted_weight).alias("_w"),
+
+    def direction(src: str, dst: str, own: str, other: str) -> Column:
+        return F.struct(
+            F.col(src).alias(C.SRC),
+            F.col(dst).alias(C.DST),
+            F.col(f"_n_{own}").alias("_n"),
+            vectors.zipped(F.col(f"_w_{own}"), F.col(f"_w_{other}"), discounted_weight).alias("_w"),
+        )
+
+    discounted = (
+        unordered.select(
+            C.NETWORK,
+            F.explode(F.array(direction("_lo", "_hi", "fwd", "rev"), direction("_hi", "_lo", "rev", "fwd"))).alias("_d"),
+        )
+        .select(C.NETWORK, "_d.*")
+        .filter(vectors.any_positive(F.col("_n")))
     )
     by_engager = Window.partitionBy(C.NETWORK, C.SRC)
     normalized = discounted.select(
