@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 
 
 def delta_maven_coordinate() -> str:
@@ -73,12 +74,12 @@ def build_session(settings: Settings, *, app_name: str | None = None, register: 
         .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
         .config("spark.sql.session.timeZone", "UTC")
     )
-    log4j = _resolve(spark_settings.log4j_config)
-    if log4j.is_file():
-        java_opt = f"-Dlog4j2.configurationFile=file:{log4j}"
-        builder = builder.config("spark.driver.extraJavaOptions", java_opt)
     for key, value in spark_settings.conf.items():
         builder = builder.config(key, value)
+    log4j = _resolve(spark_settings.log4j_config)
+    driver_options = driver_java_options(log4j if log4j.is_file() else None, spark_settings.conf.get(DRIVER_JAVA_OPTIONS))
+    if driver_options:
+        builder = builder.config(DRIVER_JAVA_OPTIONS, driver_options)
     if settings.catalog.mode == "hive":
         builder = builder.enableHiveSupport()
     else:
@@ -95,6 +96,12 @@ def build_session(settings: Settings, *, app_name: str | None = None, register: 
 
         catalog.register_tables(spark, settings.lake.root, settings.lake.database)
     return spark
+
+
+def driver_java_options(log4j_config: Path | None, configured: str | None) -> str:
+    """The driver JVM's options: the log4j configuration file, then ``spark.driver.extraJavaOptions`` as configured."""
+    log4j = f"-Dlog4j2.configurationFile=file:{log4j_config}" if log4j_config else ""
+    return " ".join(option for option in (log4j, (configured or "").strip()) if option)
 
 
 def _jar_list_cache(packages: list[str]) -> Path | None:

@@ -34,3 +34,20 @@ def test_remote_jars_and_disabled_cache_are_not_remembered(tmp_path, monkeypatch
     assert not cache.exists()
     monkeypatch.setenv("KLOUT_SPARK_JAR_CACHE", "off")
     assert session._jar_list_cache(["x:y:1"]) is None
+
+
+def test_driver_java_options_keep_the_log4j_file_and_the_configured_options(tmp_path):
+    log4j = tmp_path / "log4j2.properties"
+    assert session.driver_java_options(log4j, " -XX:-DontCompileHugeMethods ") == (
+        f"-Dlog4j2.configurationFile=file:{log4j} -XX:-DontCompileHugeMethods"
+    )
+    assert session.driver_java_options(None, "-Xss4m") == "-Xss4m"
+    assert session.driver_java_options(log4j, None) == f"-Dlog4j2.configurationFile=file:{log4j}"
+    assert session.driver_java_options(None, "") == ""
+
+
+def test_the_session_jvm_compiles_huge_generated_methods_and_logs_as_configured(spark):
+    """The JVM was started with conf/base.yaml's flag and the log4j file, both (neither replaced the other)."""
+    arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:-DontCompileHugeMethods" in arguments
+    assert any(a.startswith("-Dlog4j2.configurationFile=file:") and a.endswith("log4j2.properties") for a in arguments)
