@@ -11,11 +11,11 @@ vectors have one slot, so a daily run and a backfill run the same code.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import reduce
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
@@ -73,6 +73,85 @@ class DateVectors:
     def as_of(self) -> Column:
         """The date of the row's ``_slot``, as column ``as_of``."""
         return self.every_date[F.col(SLOT)].alias(C.AS_OF)
+
+
+Merge = Callable[[Column, Column], Column]
+REVERSE_SUFFIX = "_back"
+
+
+def combined_with_reverse(
+    rows: DataFrame,
+    vectors: DateVectors,
+    *,
+    key: str,
+    source: str,
+    target: str,
+    merges: Mapping[str, tuple[Merge, str]],
+) -> DataFrame:
+    """``rows`` combined per directed pair, each pair also carrying its reverse pair's vectors.
+
+    Parameters
+    ----------
+    rows
+        Columns ``key``, ``source``, ``target`` (a pair's ends, never equal)
+        and the vector columns named in ``merges``.
+    merges
+        Vector column -> (merge, dtype), as :meth:`DateVectors.combined` takes them.
+
+    Returns
+    -------
+    DataFrame
+        One row per (``key``, ``source``, ``target``) present in ``rows``: each
+        vector of ``merges`` combined over the pair's rows, and as
+        ``<vector>_back`` the same of the reverse pair (target to source), zeros
+        when the reverse pair has no rows.
+
+    Notes
+    -----
+    Grouping per pair, then left-joining the groups to themselves with the ends
+    swapped, computes the groups twice (once for each side of the join) and
+    sorts both sides. Here the rows of both directions are combined into one row
+    per unordered pair (a vector per direction), which is then split in two.
+    """
+    lower, upper = "_lower", "_upper"
+    forward = F.col(source) < F.col(target)
+    directions = (("_forward", True), ("_reverse", False))
+    by_direction = rows.select(
+        key,
+        F.least(source, target).alias(lower),
+        F.greatest(source, target).alias(upper),
+        *[F.when(forward == is_forward, 1).alias(f"_rows{suffix}") for suffix, is_forward in directions],
+        *[
+            F.when(forward == is_forward, F.col(name)).alias(f"{name}{suffix}")
+            for suffix, is_forward in directions
+            for name in merges
+        ],
+    )
+    unordered = by_direction.groupBy(key, lower, upper).agg(
+        *[F.count(f"_rows{suffix}").alias(f"_rows{suffix}") for suffix, _ in directions],
+        *[
+            vectors.combined(F.col(f"{name}{suffix}"), merge, dtype=dtype).alias(f"{name}{suffix}")
+            for suffix, _ in directions
+            for name, (merge, dtype) in merges.items()
+        ],
+    )
+
+    def direction(src: str, dst: str, own: str, other: str) -> Column:
+        return F.struct(
+            (F.col(f"_rows{own}") > 0).alias("_present"),
+            F.col(src).alias(source),
+            F.col(dst).alias(target),
+            *[F.col(f"{name}{own}").alias(name) for name in merges],
+            *[F.col(f"{name}{other}").alias(f"{name}{REVERSE_SUFFIX}") for name in merges],
+        )
+
+    both = F.array(direction(lower, upper, "_forward", "_reverse"), direction(upper, lower, "_reverse", "_forward"))
+    return (
+        unordered.select(key, F.explode(both).alias("_pair"))
+        .filter(F.col("_pair._present"))
+        .select(key, "_pair.*")
+        .drop("_present")
+    )
 
 
 def at_slot(vector: str) -> Column:

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
+from klout_spark.date_vectors import REVERSE_SUFFIX, DateVectors, at_slot, combined_with_reverse, larger, plus
 from klout_spark.errors import InputError, require_columns
 
 LONGEST_WINDOW = max(S.FEATURE_WINDOWS)
@@ -415,29 +415,24 @@ def genuine_engagement_by_as_of(
         ).alias("_decayed"),
     )
     # One row per (author, engager): engaged in the 30 days up to each date while genuine? reshares;
-    # decayed weight ...
-    pairs = day_vectors.groupBy(*pair).agg(
-        vectors.combined(F.col("_genuine_30d"), larger).alias("_genuine_30d"),
-        vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares_30d"),
-        vectors.combined(F.col("_any_30d"), larger).alias("_any_30d"),
-        vectors.combined(F.col("_decayed"), plus).alias("_decayed"),
-    )
-    # ... and did the author engage that engager in return in the same 30 days (by anyone's flags:
-    # returning engagement is what pods do)?
-    returned = pairs.select(
-        C.NETWORK,
-        F.col(C.ACTOR_ID).alias(C.SUBJECT_ID),
-        F.col(C.SUBJECT_ID).alias(C.ACTOR_ID),
-        F.col("_any_30d").alias("_returned_30d"),
+    # decayed weight; and did the author engage that engager in return in the same 30 days (by
+    # anyone's flags: returning engagement is what pods do)? That is the reverse pair's _any_30d.
+    pairs = combined_with_reverse(
+        day_vectors, vectors, key=C.NETWORK, source=C.SUBJECT_ID, target=C.ACTOR_ID,
+        merges={
+            "_genuine_30d": (larger, "long"),
+            "_reshares_30d": (plus, "long"),
+            "_any_30d": (larger, "long"),
+            "_decayed": (plus, "long"),
+        },
     )
     mutual = vectors.zipped(
         F.col("_genuine_30d"),
-        F.coalesce(F.col("_returned_30d"), vectors.zeros()),
+        F.col("_any_30d" + REVERSE_SUFFIX),
         lambda engaged, engaged_back: engaged * engaged_back,
     )
     per_author = (
-        pairs.join(returned, on=pair, how="left")
-        .withColumn("_mutual", mutual)
+        pairs.withColumn("_mutual", mutual)
         .groupBy(C.NETWORK, C.SUBJECT_ID)
         .agg(
             vectors.combined(F.col("_genuine_30d"), plus).alias("_engagers"),

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.date_vectors import DateVectors, at_slot, plus
+from klout_spark.date_vectors import REVERSE_SUFFIX, DateVectors, at_slot, combined_with_reverse, plus
 from klout_spark.errors import ConfigError
 from klout_spark.features import events_between, genuine_dates_by_engager, genuine_in_window, with_as_of
 
@@ -89,8 +89,9 @@ def engagement_edges_by_as_of(
     interactions are counted per (engager, author, day) with the day's typed
     weight, each such row gets two vectors with a slot per date (its
     interactions and its decayed weight where the day is in that date's window
-    and its engager genuine on that date), and the vectors are summed per pair.
-    The reciprocal discount joins each pair to its reverse once, the
+    and its engager genuine on that date), and the vectors are summed per pair,
+    each pair with its reverse's (for the reciprocal discount) in the same pass
+    (:func:`klout_spark.date_vectors.combined_with_reverse`), the
     out-weights are summed per engager once, and only the final edges are
     exploded to one row per ``as_of`` (a pair gets a row for a date when it has
     a positive weight then). So the work grows with the pairs, not with the
@@ -124,50 +125,22 @@ def engagement_edges_by_as_of(
     def discounted_weight(weight: Column, reverse_weight: Column) -> Column:
         return weight - (1.0 - reciprocal_discount) * F.least(weight, reverse_weight)
 
-    # Both directions of a pair are summed into one row of the unordered pair
-    # (lo, hi), so the reciprocal discount needs no self-join: the pairs are
-    # computed once, and each direction sees the other's weight in its own row.
-    lo = F.least(F.col(C.ACTOR_ID), F.col(C.SUBJECT_ID))
-    hi = F.greatest(F.col(C.ACTOR_ID), F.col(C.SUBJECT_ID))
-    forward = F.col(C.ACTOR_ID) < F.col(C.SUBJECT_ID)
-    n_vector = vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long"))
-    w_vector = vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0))
     day_vectors = pair_days.select(
-        C.NETWORK, lo.alias("_lo"), hi.alias("_hi"), forward.alias("_forward"),
-        n_vector.alias("_n"), w_vector.alias("_w"),
-    )
-    directed = day_vectors.select(
-        C.NETWORK, "_lo", "_hi",
-        *[
-            F.when(F.col("_forward") == is_forward, F.col(vector)).alias(f"{vector}_{suffix}")
-            for suffix, is_forward in (("fwd", True), ("rev", False))
-            for vector in ("_n", "_w")
-        ],
-    )
-    unordered = directed.groupBy(C.NETWORK, "_lo", "_hi").agg(
-        *[
-            vectors.combined(F.col(f"{vector}_{suffix}"), plus, dtype=dtype).alias(f"{vector}_{suffix}")
-            for suffix in ("fwd", "rev")
-            for vector, dtype in (("_n", "long"), ("_w", "double"))
-        ]
+        C.NETWORK,
+        F.col(C.ACTOR_ID).alias(C.SRC),
+        F.col(C.SUBJECT_ID).alias(C.DST),
+        vectors.per_date(lambda day: F.when(in_window(day), F.col(C.INTERACTIONS)).otherwise(0).cast("long")).alias("_n"),
+        vectors.per_date(lambda day: F.when(in_window(day), decayed(day)).otherwise(0.0)).alias("_w"),
     )
     pair = [C.NETWORK, C.SRC, C.DST]
-
-    def direction(src: str, dst: str, own: str, other: str) -> Column:
-        return F.struct(
-            F.col(src).alias(C.SRC),
-            F.col(dst).alias(C.DST),
-            F.col(f"_n_{own}").alias("_n"),
-            vectors.zipped(F.col(f"_w_{own}"), F.col(f"_w_{other}"), discounted_weight).alias("_w"),
-        )
-
-    discounted = (
-        unordered.select(
-            C.NETWORK,
-            F.explode(F.array(direction("_lo", "_hi", "fwd", "rev"), direction("_hi", "_lo", "rev", "fwd"))).alias("_d"),
-        )
-        .select(C.NETWORK, "_d.*")
-        .filter(vectors.any_positive(F.col("_n")))
+    pairs = combined_with_reverse(
+        day_vectors, vectors, key=C.NETWORK, source=C.SRC, target=C.DST,
+        merges={"_n": (plus, "long"), "_w": (plus, "double")},
+    )
+    discounted = pairs.select(
+        *pair,
+        "_n",
+        vectors.zipped(F.col("_w"), F.col("_w" + REVERSE_SUFFIX), discounted_weight).alias("_w"),
     )
     by_engager = Window.partitionBy(C.NETWORK, C.SRC)
     normalized = discounted.select(

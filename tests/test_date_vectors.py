@@ -3,7 +3,7 @@
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
-from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
+from klout_spark.date_vectors import DateVectors, at_slot, combined_with_reverse, larger, plus
 from tests.factories import AS_OF, days_ago
 
 
@@ -43,3 +43,31 @@ def test_zipped_and_any_positive_work_slot_by_slot(spark):
         .first()
     )
     assert (row.product, row.a_positive, row.zeros_positive) == ([6, 0], True, False)
+
+
+def test_pairs_are_combined_with_their_reverse_pairs(spark):
+    """Each directed pair once, its vectors combined, and its reverse pair's as ``<name>_back``."""
+    vectors = DateVectors([days_ago(1), AS_OF])
+    rows = spark.createDataFrame(
+        [
+            ("t", "x", "y", [1, 0], [0.5, 0.0]),
+            ("t", "x", "y", [1, 1], [0.25, 2.0]),  # x->y twice: summed, and larger of the flags
+            ("t", "y", "x", [0, 1], [0.0, 4.0]),  # the reverse of x->y, below x in the order
+            ("t", "z", "a", [1, 1], [1.0, 1.0]),  # no a->z: zeros back
+            ("r", "y", "x", [1, 0], [3.0, 0.0]),  # another network: not x->y's reverse
+        ],
+        "network string, src string, dst string, seen array<bigint>, weight array<double>",
+    )
+    got = {
+        (r.network, r.src, r.dst): (r.seen, r.weight, r.seen_back, r.weight_back)
+        for r in combined_with_reverse(
+            rows, vectors, key="network", source="src", target="dst",
+            merges={"seen": (larger, "long"), "weight": (plus, "double")},
+        ).collect()
+    }
+    assert got == {
+        ("t", "x", "y"): ([1, 1], [0.75, 2.0], [0, 1], [0.0, 4.0]),
+        ("t", "y", "x"): ([0, 1], [0.0, 4.0], [1, 1], [0.75, 2.0]),
+        ("t", "z", "a"): ([1, 1], [1.0, 1.0], [0, 0], [0.0, 0.0]),
+        ("r", "y", "x"): ([1, 0], [3.0, 0.0], [0, 0], [0.0, 0.0]),
+    }
