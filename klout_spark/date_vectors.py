@@ -10,10 +10,8 @@ vectors have one slot, so a daily run and a backfill run the same code.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -46,10 +44,6 @@ class DateVectors:
     def zipped(self, left: Column, right: Column, merge: Callable[[Column, Column], Column]) -> Column:
         """A vector: ``merge(left[i], right[i])`` for each slot (compiled, as :meth:`per_date`)."""
         return F.array(*[merge(left[slot], right[slot]) for slot in range(self.slots)])
-
-    def any_positive(self, vector: Column) -> Column:
-        """Whether some slot of ``vector`` is above 0."""
-        return reduce(operator.or_, [vector[slot] > 0 for slot in range(self.slots)])
 
     def zeros(self, dtype: str = "long") -> Column:
         """A vector of zeros of type ``dtype`` (``long`` or ``double``)."""

@@ -30,19 +30,18 @@ def test_vectors_combine_per_group_and_explode_to_one_row_per_date(spark):
     }
 
 
-def test_zipped_and_any_positive_work_slot_by_slot(spark):
+def test_zipped_and_zeros_work_slot_by_slot(spark):
     vectors = DateVectors([days_ago(1), AS_OF])
     row = (
         spark.range(1)
         .select(F.array(F.lit(2), F.lit(0)).alias("a"), F.array(F.lit(3), F.lit(5)).alias("b"))
         .select(
             vectors.zipped(F.col("a"), F.col("b"), lambda x, y: x * y).alias("product"),
-            vectors.any_positive(F.col("a")).alias("a_positive"),
-            vectors.any_positive(vectors.zeros()).alias("zeros_positive"),
+            vectors.zeros().alias("zeros"),
         )
         .first()
     )
-    assert (row.product, row.a_positive, row.zeros_positive) == ([6, 0], True, False)
+    assert (row.product, row.zeros) == ([6, 0], [0, 0])
 
 
 def test_pairs_are_combined_with_their_reverse_pairs(spark):
