@@ -431,7 +431,10 @@ def score_explain_by_as_of(
     ``edges``, ``ranks`` and ``flags`` carry ``as_of``. Returns
     ``SCORE_EXPLAIN_SCHEMA`` columns, at most ``top_k`` rows per kind per account and date.
     """
-    sender_rank = ranks.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.SRC), C.PAGERANK)
+    # One rank per account and date against some 16 in-edges per account: hashing the ranks
+    # spares the sort of the edges that a sort-merge join needs (a 30-date backfill at L:
+    # 416 s against 466 s for this function, one process each).
+    sender_rank = ranks.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.SRC), C.PAGERANK).hint("shuffle_hash")
     flow = edges.join(sender_rank, on=[C.AS_OF, C.NETWORK, C.SRC], how="inner").withColumn(
         "flow", damping * F.col(C.PAGERANK) * F.col(C.WEIGHT)
     )
