@@ -79,7 +79,7 @@ UF_BAD = {
     f"{NOT_NULL}:user_id": [_features(None)],
     f"{NOT_NULL}:is_inactive": [_features("b4", **{S.IS_INACTIVE: None})],
     f"{NOT_NULL}:is_spam_like": [_features("b5", **{S.IS_SPAM_LIKE: None})],
-    f"{COMPOUND}:as_of,network,user_id,measure": [_features("dup"), _features("dup")],
+    f"{COMPOUND}:as_of,network,user_id": [_features("dup"), _features("dup")],
     f"{NOT_NULL}:value_7d": [_features("b7", **{"@_7d": None})],
     f"{BETWEEN}:value_7d": [_features("b8", **{"@_7d": -1.0, "@_30d": 0.0})],
     f"{PAIR}:value_30d,value_7d": [_features("b9", measure="posts_sent", **{"@_30d": 0.5})],
@@ -102,7 +102,8 @@ def test_user_features_each_expectation_fails_on_its_bad_row_and_passes_on_good_
     # Null ids and flags repeat on every measure row of the account (long form).
     for name in list(UF_BAD)[:5]:
         expected[name] = measures
-    expected[f"{COMPOUND}:as_of,network,user_id,measure"] = 2 * measures
+    # Uniqueness is checked on the rows of the first measure: the two rows of "dup".
+    expected[f"{COMPOUND}:as_of,network,user_id"] = 2
     assert _counts(mixed) == expected
     assert all(not mixed.summary[name]["success"] for name in UF_BAD)
     assert mixed.rows_in == (len(UF_GOOD) + sum(map(len, UF_BAD.values()))) * measures
