@@ -368,8 +368,8 @@ def user_features_suite() -> gx.ExpectationSuite:
             E.ExpectColumnValuesToNotBeNull(column=C.USER_ID),
             E.ExpectColumnValuesToNotBeNull(column=IS_INACTIVE),
             E.ExpectColumnValuesToNotBeNull(column=IS_SPAM_LIKE),
-            # One row per account and date: every account has a row for each measure, so
-            # checking one measure's rows finds the same duplicates in 1/13th of the rows.
+            # Every account has a row for each measure, so one measure's rows show the
+            # same duplicates as all of them, in a fraction of the rows.
             E.ExpectCompoundColumnsToBeUnique(
                 column_list=[C.AS_OF, C.NETWORK, C.USER_ID],
                 row_condition=GxColumn(MEASURE) == FEATURE_MEASURES[0],
