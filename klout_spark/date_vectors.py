@@ -6,6 +6,12 @@ the number of dates. Instead a row carries a vector with one slot per date
 (the dates sorted), vectors are combined element-wise when rows are grouped,
 and only the final result is exploded to one row per date. With one date the
 vectors have one slot, so a daily run and a backfill run the same code.
+
+A yes/no per date is a *flag vector*: one bit per date, packed into
+``ceil(dates / 63)`` longs, combined with a bitwise OR. A grouping that
+carries flags holds a few longs per group instead of a long per date: at 30
+dates, many million groups (engager-author pairs) fit in memory instead of
+spilling.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 
 SLOT = "_slot"
+BITS_PER_WORD = 63  # bit 63 is the sign: a literal 1 << 63 is not a long
 
 
 class DateVectors:
@@ -28,6 +35,7 @@ class DateVectors:
         self.dates = sorted(set(as_of_dates))
         self.slots = len(self.dates)
         self.every_date = F.array(*[F.lit(d) for d in self.dates])
+        self.words = -(-self.slots // BITS_PER_WORD)
 
     def per_date(self, value: Callable[[Column], Column]) -> Column:
         """A vector: ``value(as_of)`` for each date.
@@ -37,28 +45,48 @@ class DateVectors:
         """
         return F.array(*[value(F.lit(day)) for day in self.dates])
 
-    def counts(self, flag: Callable[[Column], Column]) -> Column:
-        """A long vector: 1 where ``flag(as_of)`` holds, else 0."""
-        return self.per_date(lambda day: F.when(flag(day), 1).otherwise(0).cast("long"))
-
     def zipped(self, left: Column, right: Column, merge: Callable[[Column, Column], Column]) -> Column:
         """A vector: ``merge(left[i], right[i])`` for each slot (compiled, as :meth:`per_date`)."""
         return F.array(*[merge(left[slot], right[slot]) for slot in range(self.slots)])
 
-    def zeros(self, dtype: str = "long") -> Column:
-        """A vector of zeros of type ``dtype`` (``long`` or ``double``)."""
-        return F.array_repeat(F.lit(0).cast(dtype), self.slots)
+    def summed(self, vectors: Column, dtype: str = "long") -> Column:
+        """Aggregate: the element-wise sum of a group's vectors of ``dtype`` (zeros for an empty group).
 
-    def combined(self, vectors: Column, merge: Callable[[Column, Column], Column], dtype: str = "long") -> Column:
-        """Aggregate: the element-wise ``merge`` (:func:`larger` or :func:`plus`) of a group's vectors of ``dtype``.
-
-        One plain ``max`` or ``sum`` per slot, so the group's vectors are never
-        gathered (a ``collect_list`` folded with ``zip_with`` held every group
-        in memory and spilled). Pass a column, not an expression: the vector
-        is read once per slot.
+        One plain ``sum`` per slot, so the group's vectors are never gathered
+        (a ``collect_list`` folded with ``zip_with`` held every group in memory
+        and spilled). Pass a column, not an expression: the vector is read
+        once per slot.
         """
-        aggregate = {plus: F.sum, larger: F.max}[merge]
-        return F.array(*[F.coalesce(aggregate(vectors[slot]), F.lit(0).cast(dtype)) for slot in range(self.slots)])
+        return F.array(*[F.coalesce(F.sum(vectors[slot]), F.lit(0).cast(dtype)) for slot in range(self.slots)])
+
+    def flags(self, flag: Callable[[Column], Column]) -> Column:
+        """A flag vector: the bit of each date set where ``flag(as_of)`` holds (compiled, as :meth:`per_date`)."""
+        words = []
+        for word in range(self.words):
+            first = word * BITS_PER_WORD
+            bits = [
+                F.when(flag(F.lit(day)), F.lit(1 << bit)).otherwise(F.lit(0))
+                for bit, day in enumerate(self.dates[first : first + BITS_PER_WORD])
+            ]
+            words.append(sum(bits[1:], bits[0]).cast("long"))
+        return F.array(*words)
+
+    def both(self, left: Column, right: Column) -> Column:
+        """The flag vector set where both ``left`` and ``right`` are."""
+        return F.array(*[left[word].bitwiseAND(right[word]) for word in range(self.words)])
+
+    def any_of(self, flags: Column) -> Column:
+        """Aggregate: the flag vector set where any of a group's vectors is (none for an empty group)."""
+        return F.array(*[F.coalesce(F.bit_or(flags[word]), F.lit(0).cast("long")) for word in range(self.words)])
+
+    def count_flags(self, flags: Column) -> Column:
+        """Aggregate: a long vector, for each date how many of a group's flag vectors are set."""
+        return F.array(
+            *[
+                F.coalesce(F.sum(_bit(flags[slot // BITS_PER_WORD], slot % BITS_PER_WORD)), F.lit(0).cast("long"))
+                for slot in range(self.slots)
+            ]
+        )
 
     def explode(self) -> Column:
         """A generator column: one row per slot (column ``_slot``); pair with :meth:`as_of`."""
@@ -69,18 +97,17 @@ class DateVectors:
         return self.every_date[F.col(SLOT)].alias(C.AS_OF)
 
 
-Merge = Callable[[Column, Column], Column]
+Aggregate = Callable[[Column], Column]
 REVERSE_SUFFIX = "_back"
 
 
 def combined_with_reverse(
     rows: DataFrame,
-    vectors: DateVectors,
     *,
     key: str,
     source: str,
     target: str,
-    merges: Mapping[str, tuple[Merge, str]],
+    merges: Mapping[str, Aggregate],
 ) -> DataFrame:
     """``rows`` combined per directed pair, each pair also carrying its reverse pair's vectors.
 
@@ -90,7 +117,10 @@ def combined_with_reverse(
         Columns ``key``, ``source``, ``target`` (a pair's ends, never equal)
         and the vector columns named in ``merges``.
     merges
-        Vector column -> (merge, dtype), as :meth:`DateVectors.combined` takes them.
+        Vector column -> the aggregate that combines a group's vectors of it
+        (:meth:`DateVectors.any_of`, or :meth:`DateVectors.summed` with its
+        type bound); it must give a vector of zeros for a group
+        whose vectors are all null.
 
     Returns
     -------
@@ -124,9 +154,9 @@ def combined_with_reverse(
     unordered = by_direction.groupBy(key, lower, upper).agg(
         *[F.count(f"_rows{suffix}").alias(f"_rows{suffix}") for suffix, _ in directions],
         *[
-            vectors.combined(F.col(f"{name}{suffix}"), merge, dtype=dtype).alias(f"{name}{suffix}")
+            aggregate(F.col(f"{name}{suffix}")).alias(f"{name}{suffix}")
             for suffix, _ in directions
-            for name, (merge, dtype) in merges.items()
+            for name, aggregate in merges.items()
         ],
     )
 
@@ -153,9 +183,19 @@ def at_slot(vector: str) -> Column:
     return F.col(vector)[F.col(SLOT)]
 
 
-def plus(a: Column, b: Column) -> Column:
-    return a + b
+def flag_at(flags: Column, slot: Column) -> Column:
+    """1 where flag vector ``flags`` is set at ``slot``, else 0 (a long)."""
+    return _bit(flags[(slot / BITS_PER_WORD).cast("int")], (slot % BITS_PER_WORD).cast("int"))
 
 
-def larger(a: Column, b: Column) -> Column:
-    return F.greatest(a, b)
+def _bit(word: Column, bit: Column | int) -> Column:
+    # F.shiftright takes a Python int only; the SQL function takes a column too.
+    return F.call_function("shiftright", word, F.lit(bit) if isinstance(bit, int) else bit).bitwiseAND(
+        F.lit(1).cast("long")
+    )
+
+
+def flag_at_slot(flags: str) -> Column:
+    """1 where flag vector column ``flags`` is set at the row's ``_slot``, else 0."""
+    return flag_at(F.col(flags), F.col(SLOT))
+

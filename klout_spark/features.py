@@ -18,7 +18,13 @@ from pyspark.sql import types as T
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.date_vectors import REVERSE_SUFFIX, DateVectors, at_slot, combined_with_reverse, larger, plus
+from klout_spark.date_vectors import (
+    REVERSE_SUFFIX,
+    DateVectors,
+    at_slot,
+    combined_with_reverse,
+    flag_at_slot,
+)
 from klout_spark.errors import InputError, require_columns
 
 LONGEST_WINDOW = max(S.FEATURE_WINDOWS)
@@ -180,13 +186,13 @@ def windowed_features(
     # The (account, as_of) pairs with activity in the as_of's 90 days: a vector of flags per account,
     # exploded once, rather than each active day copied to every as_of whose window holds it.
     vectors = DateVectors(dates)
-    active = vectors.counts(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), LONGEST_WINDOW))
+    active = vectors.flags(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), LONGEST_WINDOW))
     spine = (
         in_range.select(C.NETWORK, C.USER_ID, active.alias("_active"))
         .groupBy(C.NETWORK, C.USER_ID)
-        .agg(vectors.combined(F.col("_active"), larger).alias("_active"))
+        .agg(vectors.any_of(F.col("_active")).alias("_active"))
         .select(C.NETWORK, C.USER_ID, "_active", vectors.explode())
-        .filter(at_slot("_active") > 0)
+        .filter(flag_at_slot("_active") == 1)
         .select(C.NETWORK, C.USER_ID, vectors.as_of())
     )
     sent_total = sum((F.col(n) for n in S.DAILY_SENT), F.lit(0))
@@ -364,8 +370,10 @@ def genuine_engagement_by_as_of(
     per engager, author and day (with the engager's acts that whole day, which
     do not depend on ``as_of``); each such row gets its vectors (did it fall in
     the 30 days up to date *i* while its engager was genuine, its decayed
-    weight at date *i*), the vectors are combined per (author, engager) and
-    then per author, and only the result is exploded to one row per ``as_of``
+    weight at date *i*). The flags (a bit per date: see
+    :mod:`klout_spark.date_vectors`) are combined per (author, engager), then
+    counted per author; the sums are summed per author from the day rows
+    directly. Only the result is exploded to one row per ``as_of``
     (an author gets a row for a date when a genuine engager engaged it in the
     90 days up to that date). So the work grows with the engagements, not with
     the engagements times the dates. The mutual pairs are taken per ``as_of``
@@ -402,11 +410,11 @@ def genuine_engagement_by_as_of(
     )
     day_vectors = pair_days.select(
         *pair,
-        vectors.counts(lambda day: genuine_in_window(day, 30)).alias("_genuine_30d"),
+        vectors.flags(lambda day: genuine_in_window(day, 30)).alias("_genuine_30d"),
+        vectors.flags(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), 30)).alias("_any_30d"),
         vectors.per_date(
             lambda day: F.when(genuine_in_window(day, 30), F.col("_reshares")).otherwise(0).cast("long")
         ).alias("_reshares_30d"),
-        vectors.counts(lambda day: in_trailing_window(day, F.col(C.EVENT_DATE), 30)).alias("_any_30d"),
         vectors.per_date(
             lambda day: F.when(
                 genuine_in_window(day, LONGEST_WINDOW),
@@ -414,42 +422,38 @@ def genuine_engagement_by_as_of(
             ).otherwise(0).cast("long")
         ).alias("_decayed"),
     )
-    # One row per (author, engager): engaged in the 30 days up to each date while genuine? reshares;
-    # decayed weight; and did the author engage that engager in return in the same 30 days (by
-    # anyone's flags: returning engagement is what pods do)? That is the reverse pair's _any_30d.
-    pairs = combined_with_reverse(
-        day_vectors, vectors, key=C.NETWORK, source=C.SUBJECT_ID, target=C.ACTOR_ID,
-        merges={
-            "_genuine_30d": (larger, "long"),
-            "_reshares_30d": (plus, "long"),
-            "_any_30d": (larger, "long"),
-            "_decayed": (plus, "long"),
-        },
+    # Sums need no pairs: summed per author straight from the day rows.
+    sums = day_vectors.groupBy(C.NETWORK, C.SUBJECT_ID).agg(
+        vectors.summed(F.col("_reshares_30d")).alias("_reshares"),
+        vectors.summed(F.col("_decayed")).alias("_decayed"),
     )
-    mutual = vectors.zipped(
-        F.col("_genuine_30d"),
-        F.col("_any_30d" + REVERSE_SUFFIX),
-        lambda engaged, engaged_back: engaged * engaged_back,
+    # Distinct engagers need one row per (author, engager), with flags only: engaged in the 30 days
+    # up to each date while genuine? And did the author engage that engager in return in the same
+    # 30 days (by anyone's flags: returning engagement is what pods do)? That is the reverse pair's
+    # _any_30d.
+    pairs = combined_with_reverse(
+        day_vectors, key=C.NETWORK, source=C.SUBJECT_ID, target=C.ACTOR_ID,
+        merges={"_genuine_30d": vectors.any_of, "_any_30d": vectors.any_of},
     )
     per_author = (
-        pairs.withColumn("_mutual", mutual)
+        pairs.withColumn("_mutual", vectors.both(F.col("_genuine_30d"), F.col("_any_30d" + REVERSE_SUFFIX)))
         .groupBy(C.NETWORK, C.SUBJECT_ID)
         .agg(
-            vectors.combined(F.col("_genuine_30d"), plus).alias("_engagers"),
-            vectors.combined(F.col("_mutual"), plus).alias("_mutual"),
-            vectors.combined(F.col("_reshares_30d"), plus).alias("_reshares"),
-            vectors.combined(F.col("_decayed"), plus).alias("_decayed"),
+            vectors.count_flags(F.col("_genuine_30d")).alias("_engagers"),
+            vectors.count_flags(F.col("_mutual")).alias("_mutual"),
         )
+        # Both sides have the same authors: those of the day rows.
+        .join(sums, on=[C.NETWORK, C.SUBJECT_ID], how="inner")
     )
     # Distinct own posts amplified per date: a vector per (author, post), then counted per author.
     amplified = (
         all_engagements.filter(F.col(C.EVENT_TYPE).isin(S.RESHARE, S.QUOTE, S.REPLY))
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
-        .withColumn("_posts", vectors.counts(lambda day: genuine_in_window(day, 30)))
+        .withColumn("_posts", vectors.flags(lambda day: genuine_in_window(day, 30)))
         .groupBy(C.NETWORK, C.SUBJECT_ID, C.PARENT_POST_ID)
-        .agg(vectors.combined(F.col("_posts"), larger).alias("_posts"))
+        .agg(vectors.any_of(F.col("_posts")).alias("_posts"))
         .groupBy(C.NETWORK, C.SUBJECT_ID)
-        .agg(vectors.combined(F.col("_posts"), plus).alias("_posts"))
+        .agg(vectors.count_flags(F.col("_posts")).alias("_posts"))
         .select("*", vectors.explode())
         .filter(at_slot("_posts") > 0)
         .select(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
+from functools import partial
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
 from klout_spark import schemas as S
-from klout_spark.date_vectors import REVERSE_SUFFIX, DateVectors, at_slot, combined_with_reverse, plus
+from klout_spark.date_vectors import REVERSE_SUFFIX, DateVectors, at_slot, combined_with_reverse
 from klout_spark.errors import ConfigError
 from klout_spark.features import events_between, genuine_dates_by_engager, genuine_in_window, with_as_of
 
@@ -134,8 +135,11 @@ def engagement_edges_by_as_of(
     )
     pair = [C.NETWORK, C.SRC, C.DST]
     pairs = combined_with_reverse(
-        day_vectors, vectors, key=C.NETWORK, source=C.SRC, target=C.DST,
-        merges={"_n": (plus, "long"), "_w": (plus, "double")},
+        day_vectors, key=C.NETWORK, source=C.SRC, target=C.DST,
+        merges={
+            "_n": vectors.summed,
+            "_w": partial(vectors.summed, dtype="double"),
+        },
     )
     discounted = pairs.select(
         *pair,

@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import schemas as S
 from klout_spark.calibration import SUB_SCORES, Calibration, combined_subscores
-from klout_spark.date_vectors import DateVectors, at_slot, larger, plus
+from klout_spark.date_vectors import DateVectors, at_slot
 from klout_spark.features import (
     events_between,
     genuine,
@@ -270,7 +270,7 @@ def _genuine_engagements_on_posts(
 
     One row per engagement event of the longest window (``network``, post
     ``parent_post_id``, author ``subject_id``, engager ``actor_id``), with
-    ``_engagements``: a long vector over the dates of ``vectors``, 1 where the
+    ``_engagements``: a flag vector over the dates of ``vectors``, set where the
     event is in the trailing ``window_days`` of the date and its engager
     genuine on that date. Not grouped: each caller groups once, by what it
     counts (a grouping per (post, engager) here cost a shuffle of every
@@ -285,7 +285,7 @@ def _genuine_engagements_on_posts(
         .join(genuine_dates, on=[C.NETWORK, C.ACTOR_ID], how="inner")
         .select(
             C.NETWORK, C.PARENT_POST_ID, C.SUBJECT_ID, C.ACTOR_ID,
-            vectors.counts(lambda day: genuine_in_window(day, window_days)).alias("_engagements"),
+            vectors.flags(lambda day: genuine_in_window(day, window_days)).alias("_engagements"),
         )
     )
 
@@ -335,7 +335,7 @@ def score_topics_by_as_of(
         .filter(F.length(C.TOPIC) > 0)
         .withColumn(
             "_post_in_window",
-            vectors.counts(lambda day: in_trailing_window(day, F.col("_posted"), window_days)),
+            vectors.flags(lambda day: in_trailing_window(day, F.col("_posted"), window_days)),
         )
     )
     engaged = _genuine_engagements_on_posts(events, flags, vectors, window_days=window_days).select(
@@ -347,11 +347,7 @@ def score_topics_by_as_of(
     # one grouping per (topic, post or engager), then one per topic (as Spark counts two distinct columns).
     evidence = posts.join(engaged, on=[C.NETWORK, C.POST_ID], how="inner").select(
         *topic,
-        vectors.zipped(
-            F.col("_post_in_window"),
-            F.col("_engagements"),
-            lambda post, engagements: F.when(engagements > 0, post).otherwise(0),
-        ).alias("_evidence"),
+        vectors.both(F.col("_post_in_window"), F.col("_engagements")).alias("_evidence"),
         F.explode(
             F.array(
                 F.struct(F.lit(True).alias("_is_post"), F.col(C.POST_ID).alias("_id")),
@@ -361,18 +357,18 @@ def score_topics_by_as_of(
     )
     per_item = (
         evidence.groupBy(*topic, "_item")
-        .agg(vectors.combined(F.col("_evidence"), larger).alias("_evidence"))
+        .agg(vectors.any_of(F.col("_evidence")).alias("_evidence"))
         .select(
             *topic,
-            F.when(F.col("_item._is_post"), F.col("_evidence")).otherwise(vectors.zeros()).alias("_posts"),
-            F.when(~F.col("_item._is_post"), F.col("_evidence")).otherwise(vectors.zeros()).alias("_engagers"),
+            F.when(F.col("_item._is_post"), F.col("_evidence")).alias("_posts"),
+            F.when(~F.col("_item._is_post"), F.col("_evidence")).alias("_engagers"),
         )
     )
     per_topic = (
         per_item.groupBy(*topic)
         .agg(
-            vectors.combined(F.col("_posts"), plus).alias("_posts"),
-            vectors.combined(F.col("_engagers"), plus).alias("_engagers"),
+            vectors.count_flags(F.col("_posts")).alias("_posts"),
+            vectors.count_flags(F.col("_engagers")).alias("_engagers"),
         )
         .select("*", vectors.explode())
         .filter(at_slot("_posts") > 0)
@@ -456,7 +452,7 @@ def score_explain_by_as_of(
             events.filter(is_engagement(F.col(C.EVENT_TYPE))), flags, vectors, window_days=30
         )
         .groupBy(C.NETWORK, F.col(C.SUBJECT_ID).alias(C.USER_ID), F.col(C.PARENT_POST_ID).alias(C.CONTRIBUTOR_ID))
-        .agg(vectors.combined(F.col("_engagements"), plus).alias("_engagements"))
+        .agg(vectors.count_flags(F.col("_engagements")).alias("_engagements"))
         .select("*", vectors.explode())
         .filter(at_slot("_engagements") > 0)
         .select(
