@@ -8,10 +8,10 @@ and only the final result is exploded to one row per date. With one date the
 vectors have one slot, so a daily run and a backfill run the same code.
 
 A yes/no per date is a *flag vector*: one bit per date, packed into
-``ceil(dates / 63)`` longs, combined with a bitwise OR. A grouping that
-carries flags holds a few longs per group instead of a long per date: at 30
-dates, many million groups (engager-author pairs) fit in memory instead of
-spilling.
+``ceil(dates / 63)`` longs, combined with a bitwise OR and counted per date
+only where counts are needed. A grouping that carries flags holds a long per
+63 dates instead of a long per date: the grouping of many million
+(engager, author) pairs that ``user_features`` needs is that much lighter.
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ class DateVectors:
         for word in range(self.words):
             first = word * BITS_PER_WORD
             bits = [
-                F.when(flag(F.lit(day)), F.lit(1 << bit)).otherwise(F.lit(0))
+                F.when(flag(F.lit(day)), F.lit(1 << bit).cast("long")).otherwise(F.lit(0).cast("long"))
                 for bit, day in enumerate(self.dates[first : first + BITS_PER_WORD])
             ]
-            words.append(sum(bits[1:], bits[0]).cast("long"))
+            words.append(sum(bits[1:], bits[0]))
         return F.array(*words)
 
     def both(self, left: Column, right: Column) -> Column:
