@@ -108,6 +108,7 @@ def combined_with_reverse(
     source: str,
     target: str,
     merges: Mapping[str, Aggregate],
+    own: Mapping[str, Aggregate] | None = None,
 ) -> DataFrame:
     """``rows`` combined per directed pair, each pair also carrying its reverse pair's vectors.
 
@@ -115,20 +116,23 @@ def combined_with_reverse(
     ----------
     rows
         Columns ``key``, ``source``, ``target`` (a pair's ends, never equal)
-        and the vector columns named in ``merges``.
+        and the vector columns named in ``merges`` and ``own``.
     merges
         Vector column -> the aggregate that combines a group's vectors of it
         (:meth:`DateVectors.any_of`, or :meth:`DateVectors.summed` with its
         type bound); it must give a vector of zeros for a group
         whose vectors are all null.
+    own
+        Vector columns combined as ``merges`` are, but for the pair only: the
+        reverse pair's are not carried (so neither held nor copied).
 
     Returns
     -------
     DataFrame
         One row per (``key``, ``source``, ``target``) present in ``rows``: each
-        vector of ``merges`` combined over the pair's rows, and as
-        ``<vector>_back`` the same of the reverse pair (target to source), zeros
-        when the reverse pair has no rows.
+        vector of ``merges`` and ``own`` combined over the pair's rows, and as
+        ``<vector>_back`` each of ``merges`` of the reverse pair (target to
+        source), zeros when the reverse pair has no rows.
 
     Notes
     -----
@@ -137,6 +141,7 @@ def combined_with_reverse(
     sorts both sides. Here the rows of both directions are combined into one row
     per unordered pair (a vector per direction), which is then split in two.
     """
+    combined = {**merges, **(own or {})}
     lower, upper = "_lower", "_upper"
     forward = F.col(source) < F.col(target)
     directions = (("_forward", True), ("_reverse", False))
@@ -148,7 +153,7 @@ def combined_with_reverse(
         *[
             F.when(forward == is_forward, F.col(name)).alias(f"{name}{suffix}")
             for suffix, is_forward in directions
-            for name in merges
+            for name in combined
         ],
     )
     unordered = by_direction.groupBy(key, lower, upper).agg(
@@ -156,16 +161,16 @@ def combined_with_reverse(
         *[
             aggregate(F.col(f"{name}{suffix}")).alias(f"{name}{suffix}")
             for suffix, _ in directions
-            for name, aggregate in merges.items()
+            for name, aggregate in combined.items()
         ],
     )
 
-    def direction(src: str, dst: str, own: str, other: str) -> Column:
+    def direction(src: str, dst: str, mine: str, other: str) -> Column:
         return F.struct(
-            (F.col(f"_rows{own}") > 0).alias("_present"),
+            (F.col(f"_rows{mine}") > 0).alias("_present"),
             F.col(src).alias(source),
             F.col(dst).alias(target),
-            *[F.col(f"{name}{own}").alias(name) for name in merges],
+            *[F.col(f"{name}{mine}").alias(name) for name in combined],
             *[F.col(f"{name}{other}").alias(f"{name}{REVERSE_SUFFIX}") for name in merges],
         )
 

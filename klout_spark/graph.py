@@ -136,10 +136,8 @@ def engagement_edges_by_as_of(
     pair = [C.NETWORK, C.SRC, C.DST]
     pairs = combined_with_reverse(
         day_vectors, key=C.NETWORK, source=C.SRC, target=C.DST,
-        merges={
-            "_n": vectors.summed,
-            "_w": partial(vectors.summed, dtype="double"),
-        },
+        merges={"_w": partial(vectors.summed, dtype="double")},
+        own={"_n": vectors.summed},
     )
     discounted = pairs.select(
         *pair,

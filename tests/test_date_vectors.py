@@ -104,3 +104,25 @@ def test_pairs_are_combined_with_their_reverse_pairs(spark):
         ("t", "z", "a"): ([3], [1.0, 1.0], [0], [0.0, 0.0]),
         ("r", "y", "x"): ([1], [3.0, 0.0], [0], [0.0, 0.0]),
     }
+
+
+def test_own_vectors_are_combined_per_pair_without_the_reverse(spark):
+    """``own`` vectors are combined per directed pair like ``merges``, with no ``<name>_back``."""
+    vectors = DateVectors([days_ago(1), AS_OF])
+    rows = spark.createDataFrame(
+        [
+            ("t", "x", "y", [1], [2, 0]),
+            ("t", "x", "y", [2], [1, 5]),
+            ("t", "y", "x", [1], [7, 7]),
+        ],
+        "network string, src string, dst string, seen array<bigint>, n array<bigint>",
+    )
+    pairs = combined_with_reverse(
+        rows, key="network", source="src", target="dst",
+        merges={"seen": vectors.any_of}, own={"n": vectors.summed},
+    )
+    assert sorted(pairs.columns) == ["dst", "n", "network", "seen", "seen_back", "src"]
+    assert {(r.src, r.dst): (r.seen, r.seen_back, r.n) for r in pairs.collect()} == {
+        ("x", "y"): ([3], [1], [3, 5]),
+        ("y", "x"): ([1], [3], [7, 7]),
+    }
