@@ -266,7 +266,7 @@ def _local_floor(spark, read, graph, bare, scipy_seconds: float, *, workdir: Pat
     read_seconds = time.perf_counter() - tick
     ranked = pa.table({C.NODE: graph["names"], C.PAGERANK: bare.ranks})
     tick = time.perf_counter()
-    spark.createDataFrame(ranked).write.format("delta").mode("overwrite").save(str(workdir / "ranks_floor"))
+    pr.frame_from_arrow(spark, ranked).write.format("delta").mode("overwrite").save(str(workdir / "ranks_floor"))
     write_seconds = time.perf_counter() - tick
     floor_seconds = read_seconds + scipy_seconds + write_seconds
     return {

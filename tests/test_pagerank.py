@@ -206,6 +206,20 @@ def test_ranks_frame_contract(union_distributed):
     assert sum(values.values()) == pytest.approx(1.0, abs=1e-9)
 
 
+def test_ranks_built_on_the_driver_are_read_from_an_rdd(spark, union_local):
+    """A LocalRelation would carry the rank rows inside every plan built on them: 91 s
+    for the 30 dates of an L backfill, against 0.3 s read from an RDD of Arrow batches."""
+    setting = "spark.sql.execution.arrow.localRelationThreshold"
+    before = spark.conf.get(setting)
+    frame = pr.frame_from_arrow(spark, pa.table({C.NODE: ["a", "b"], C.PAGERANK: [0.25, 0.75]}))
+
+    assert sorted(map(tuple, frame.collect())) == [("a", 0.25), ("b", 0.75)]
+    assert spark.conf.get(setting) == before
+    for ranks in (frame, union_local.ranks):
+        plan = ranks._jdf.queryExecution().optimizedPlan().toString()
+        assert "LogicalRDD" in plan and "LocalRelation" not in plan, plan
+
+
 def test_scipy_reference_matches_networkx():
     rows = _generated_rows()
     nodes = _nodes_of(rows)
