@@ -1110,9 +1110,11 @@ def frame_from_arrow(spark: SparkSession, table: pa.Table) -> DataFrame:
     Below ``spark.sql.execution.arrow.localRelationThreshold`` (48 MB by
     default) ``createDataFrame`` would make a LocalRelation instead: the rows
     converted one by one on the driver and carried inside the plan, so that
-    every query built on them plans and ships them again. For the ranks of a
-    30-date backfill at L (30 frames of 189k rows) that cost 45 s to build the
-    frames and 46 s to cache their union; read from an RDD, 0.3 s.
+    every query built on them plans and ships them again. In a 30-date backfill
+    at L (a frame of 189k ranks a date), solving the dates, then caching,
+    checking and writing their ranks took 354 s with LocalRelations and 212 s
+    without: caching the union 39.4 s against 0.4 s, the Great Expectations
+    checks on it 89.8 s against 21.0 s.
     """
     with _session_conf(spark, "spark.sql.execution.arrow.localRelationThreshold", "0"):
         return spark.createDataFrame(table)

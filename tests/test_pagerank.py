@@ -207,8 +207,8 @@ def test_ranks_frame_contract(union_distributed):
 
 
 def test_ranks_built_on_the_driver_are_read_from_an_rdd(spark, union_local):
-    """A LocalRelation would carry the rank rows inside every plan built on them: 91 s
-    for the 30 dates of an L backfill, against 0.3 s read from an RDD of Arrow batches."""
+    """A LocalRelation would carry the rank rows inside every plan built on them (the ranks of
+    a 30-date backfill at L: 354 s to solve, cache, check and write, against 212 s from an RDD)."""
     setting = "spark.sql.execution.arrow.localRelationThreshold"
     before = spark.conf.get(setting)
     frame = pr.frame_from_arrow(spark, pa.table({C.NODE: ["a", "b"], C.PAGERANK: [0.25, 0.75]}))
