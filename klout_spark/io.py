@@ -126,7 +126,7 @@ class Lakehouse:
 
     def _create(self, table: str, schema: T.StructType, partition_by: Sequence[str], *, retry: bool = True) -> None:
         builder = delta_table_builder(
-            self.spark, self.path(table), schema, partition_by, stats_columns=catalog.STATS_COLUMNS.get(table, ())
+            self.spark, self.path(table), schema, partition_by, stats_columns=catalog.stats_columns(table)
         )
         try:
             builder.execute()
@@ -302,18 +302,22 @@ def delta_table_builder(
     schema: T.StructType,
     partition_by: Sequence[str] = (),
     *,
-    stats_columns: Sequence[str] = (),
+    stats_columns: Sequence[str] | None = None,
 ):
     """A create-if-absent builder of the Delta table at ``path``; ``stats_columns`` limits its file statistics.
 
     With ``stats_columns`` Delta computes minimum, maximum and null count only for
-    those columns (``delta.dataSkippingStatsColumns``), not for the first 32.
+    those columns (``delta.dataSkippingStatsColumns``), not for the first 32; with
+    none (an empty sequence) for no column (``delta.dataSkippingNumIndexedCols`` 0).
+    Row counts are kept either way.
     """
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
     if stats_columns:
         builder = builder.property("delta.dataSkippingStatsColumns", ",".join(stats_columns))
+    elif stats_columns is not None:
+        builder = builder.property("delta.dataSkippingNumIndexedCols", "0")
     return builder
 
 

@@ -83,6 +83,28 @@ def test_event_tables_keep_file_statistics_of_their_skipping_columns_only(lake, 
     assert adds[0]["minValues"][C.BATCH_ID] == adds[0]["maxValues"][C.BATCH_ID] == "batch_id-1"
 
 
+@pytest.mark.parametrize("table", sorted(catalog.NO_COLUMN_STATS))
+def test_per_account_tables_keep_row_counts_but_no_column_statistics(lake, spark, table):
+    schema = {
+        catalog.ENGAGEMENT_EDGES: S.ENGAGEMENT_EDGES_SCHEMA,
+        catalog.SCORE_EXPLAIN: S.SCORE_EXPLAIN_SCHEMA,
+        catalog.USER_FEATURES: S.USER_FEATURES_SCHEMA,
+    }[table]
+    values = {"string": "x", "date": D1, "double": 1.0, "long": 1, "boolean": False}
+    rows = [tuple(values[f.dataType.typeName()] for f in schema.fields)] * 3
+    lake.overwrite_slice(spark.createDataFrame(rows, schema), table, schema, column=C.AS_OF, start=D1,
+                         partition_by=[C.AS_OF])
+    log_dir = Path(lake.path(table).removeprefix("file:")) / "_delta_log"
+    adds = [
+        json.loads(action["add"]["stats"])
+        for line in (log_dir / "00000000000000000001.json").read_text().splitlines()
+        if "add" in (action := json.loads(line))
+    ]
+    assert sum(add["numRecords"] for add in adds) == 3
+    assert all(not add.get("minValues") and not add.get("maxValues") for add in adds)
+    assert lake.read(table).count() == 3
+
+
 def test_tables_are_registered_and_rediscovered_by_a_fresh_catalog(lake, spark, settings):
     lake.overwrite_slice(_scores(spark, D2, ["a"]), catalog.SCORES, S.SCORES_SCHEMA,
                          column=C.AS_OF, start=D2, partition_by=[C.AS_OF])
