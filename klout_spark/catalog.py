@@ -64,27 +64,23 @@ TABLES: tuple[str, ...] = (
 
 LATEST_SCORES_VIEW = "latest_scores"
 
-# The columns whose per-file minimum, maximum and null count Delta keeps
-# (``delta.dataSkippingStatsColumns``, set when the table is created) in the two tables
-# of whole events. By default Delta keeps them for the first 32 columns, the post text
-# among them, and computing them is a large part of writing those tables; skipping
-# files needs only these. Row counts are kept for every table regardless.
+# The columns whose per-file minimum, maximum and null count Delta keeps, set when the
+# table is created; tables not listed keep Delta's default (the first 32 columns).
+# - The two tables of whole events: by default the post text is among the first 32, and
+#   computing those statistics is a large part of writing them; skipping files needs only these.
+# - The per-as_of tables of one row per account (or pair) and date, none (``()``:
+#   ``delta.dataSkippingNumIndexedCols`` 0): within an as_of their files are cut by a hash of
+#   the account, so every file spans the whole range of every column and its statistics skip
+#   nothing; computing them cost about a quarter of the time to write the 91M edge rows of a
+#   30-date backfill at L.
+# Row counts are kept for every table regardless.
 STATS_COLUMNS: dict[str, tuple[str, ...]] = {
     BRONZE_EVENTS: (C.EVENT_TS, C.NETWORK, C.EVENT_TYPE, C.BATCH_ID, C.SOURCE_CHECKSUM),
     SILVER_EVENTS: (C.EVENT_TS, C.NETWORK, C.EVENT_TYPE, C.ACTOR_ID, C.BATCH_ID),
+    USER_FEATURES: (),
+    ENGAGEMENT_EDGES: (),
+    SCORE_EXPLAIN: (),
 }
-
-# Per-as_of tables that keep no column statistics (``delta.dataSkippingNumIndexedCols`` 0;
-# row counts are still kept). Within an as_of partition their files are cut by a hash
-# of the account, so every file spans the whole range of every column and its minimum
-# and maximum skip nothing; computing them over the rows of a 30-date backfill at L cost
-# a quarter of the time to write engagement_edges (91M rows).
-NO_COLUMN_STATS = frozenset({ENGAGEMENT_EDGES, SCORE_EXPLAIN, USER_FEATURES})
-
-
-def stats_columns(table: str) -> tuple[str, ...] | None:
-    """The columns ``table`` keeps file statistics of: ``None`` for Delta's default (the first 32)."""
-    return () if table in NO_COLUMN_STATS else STATS_COLUMNS.get(table)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

@@ -126,7 +126,7 @@ class Lakehouse:
 
     def _create(self, table: str, schema: T.StructType, partition_by: Sequence[str], *, retry: bool = True) -> None:
         builder = delta_table_builder(
-            self.spark, self.path(table), schema, partition_by, stats_columns=catalog.stats_columns(table)
+            self.spark, self.path(table), schema, partition_by, stats_columns=catalog.STATS_COLUMNS.get(table)
         )
         try:
             builder.execute()
