@@ -227,6 +227,7 @@ class ScoreSettings:
     topic_min_engagers: int
     topic_max_per_user: int
     explain_top_k: int
+    explain_driver_max_edges: int
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", self.model_version):
@@ -250,6 +251,7 @@ class ScoreSettings:
         _require_positive("score.topic_min_engagers", self.topic_min_engagers)
         _require_positive("score.topic_max_per_user", self.topic_max_per_user)
         _require_positive("score.explain_top_k", self.explain_top_k)
+        _require_non_negative("score.explain_driver_max_edges", self.explain_driver_max_edges)
 
 
 LOOPBACK_HOSTS = ("localhost", "::1")

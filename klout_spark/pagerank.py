@@ -329,7 +329,7 @@ def pagerank_local_by_key(
     Two Spark jobs: ``edges`` and ``teleport`` are collected as they are, as
     Arrow batches (``key``, the ids as strings, the weights), with no shuffle.
     The driver numbers the ``(key, node)`` pairs densely in ``(key, node)``
-    order with Arrow's hash dictionary and NumPy (:func:`_numbered_on_driver`),
+    order with Arrow's hash dictionary and NumPy (:func:`numbered_on_driver`),
     so each graph's ids form one contiguous range and a node's id within its
     graph does not depend on the other graphs: a graph solved alone or with
     others gives the same bits. Each graph is solved by
@@ -351,7 +351,7 @@ def pagerank_local_by_key(
     edge_table = edges.toArrow()
     teleport_table = teleport.toArrow()
     collected = time.perf_counter()
-    numbered = _numbered_on_driver(
+    numbered = numbered_on_driver(
         names=(edge_table.column(C.SRC), edge_table.column(C.DST), teleport_table.column(C.NODE)),
         keys=(edge_table.column(key), edge_table.column(key), teleport_table.column(key)),
     )
@@ -359,8 +359,8 @@ def pagerank_local_by_key(
         raise ValueError(
             f"pagerank_local: {numbered.node_count} nodes do not fit int32 ids; use method='distributed'"
         )
-    weight = _to_numpy(edge_table.column(C.WEIGHT), np.float64)
-    trust_values = _to_numpy(teleport_table.column(C.TRUST), np.float64)
+    weight = to_numpy(edge_table.column(C.WEIGHT), np.float64)
+    trust_values = to_numpy(teleport_table.column(C.TRUST), np.float64)
     key_type = edges.schema[key].dataType
     del edge_table, teleport_table
     _check_weights(weight, where="pagerank_local(edges)")
@@ -387,8 +387,8 @@ def pagerank_local_by_key(
     return _keyed_results(ranks, numbered.graphs, solved, key=key, method="local")
 
 
-class _DriverNumbering(NamedTuple):
-    """Dense ids of ``(key, node)`` pairs, as :func:`_numbered_on_driver` gives them."""
+class DriverNumbering(NamedTuple):
+    """Dense ids of ``(key, node)`` pairs, as :func:`numbered_on_driver` gives them."""
 
     ids: tuple[np.ndarray, ...]  # per input name column, the id of every row (int32)
     graphs: list[tuple[Any, int, int]]  # per key in id order: (value, first id, nodes)
@@ -406,9 +406,9 @@ _PRESENCE_SLOTS_PER_ROW = 2
 _PRESENCE_MIN_SLOTS = 1_000_000
 
 
-def _numbered_on_driver(
+def numbered_on_driver(
     *, names: tuple[pa.ChunkedArray, ...], keys: tuple[pa.ChunkedArray, ...]
-) -> _DriverNumbering:
+) -> DriverNumbering:
     """Number the ``(key, name)`` pairs of Arrow columns densely, in ``(key, name)`` order.
 
     ``names[i]`` and ``keys[i]`` are the name and key of the same rows (the
@@ -447,7 +447,7 @@ def _numbered_on_driver(
     key_values = key_dictionary.to_pylist()
     graphs = [(key_values[k], int(firsts[k]), int(counts[k])) for k in np.flatnonzero(counts)]
     bounds = np.cumsum([len(column) for column in names])
-    return _DriverNumbering(
+    return DriverNumbering(
         ids=tuple(np.split(dense, bounds[:-1])),
         graphs=graphs,
         key_of_id=key_dictionary.take(pa.array(key_of_code)),
@@ -826,9 +826,9 @@ def _blocked(
     pairs = _edges_with_ids(edges, node_ids, node_count, keys=keys)
     out_weight, edge_rows = _out_weights(pairs, node_count)
     trust_rows = _teleport_with_ids(teleport, node_ids, node_count, keys=keys).toArrow()
-    trust_values = _to_numpy(trust_rows.column(C.TRUST), np.float64)
+    trust_values = to_numpy(trust_rows.column(C.TRUST), np.float64)
     _check_trust(trust_values, where="pagerank_distributed(teleport)")
-    trust = np.bincount(_to_numpy(trust_rows.column(_ID), np.int64), weights=trust_values, minlength=node_count)
+    trust = np.bincount(to_numpy(trust_rows.column(_ID), np.int64), weights=trust_values, minlength=node_count)
     firsts = np.array([first for _, first, _ in graphs], dtype=np.int64)
     for value, first, count in graphs:
         total = float(trust[first:first + count].sum())
@@ -880,7 +880,7 @@ def _out_weights(pairs: DataFrame, node_count: int) -> tuple[np.ndarray, int]:
             "every weight must be > 0"
         )
     out_weight = np.zeros(node_count)
-    out_weight[_to_numpy(per_source.column(_SRC_ID), np.int64)] = _to_numpy(per_source.column(_W), np.float64)
+    out_weight[to_numpy(per_source.column(_SRC_ID), np.int64)] = to_numpy(per_source.column(_W), np.float64)
     return out_weight, int(pc.sum(per_source.column("rows")).as_py() or 0)
 
 
@@ -895,9 +895,9 @@ def _edge_blocks(batches: Iterator[pa.RecordBatch], *, node_count: int, firsts: 
     if not batches:
         return
     table = pa.Table.from_batches(batches)
-    src = _to_numpy(table.column(_SRC_ID), np.int32)
-    dst = _to_numpy(table.column(_DST_ID), np.int32)
-    weight = _to_numpy(table.column(_W), np.float64)
+    src = to_numpy(table.column(_SRC_ID), np.int32)
+    dst = to_numpy(table.column(_DST_ID), np.int32)
+    weight = to_numpy(table.column(_W), np.float64)
     del table
     nodes, rows = np.unique(dst, return_inverse=True)
     matrix = sp.csr_array((weight, (rows, src)), shape=(len(nodes), node_count))
@@ -1512,7 +1512,7 @@ def _is_bad_trust(trust: Column) -> Column:
     return trust.isNull() | F.isnan(trust) | (trust < 0)
 
 
-def _to_numpy(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+def to_numpy(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
     if column.null_count:
         return column.to_numpy(zero_copy_only=False).astype(np.float64)
     return column.to_numpy().astype(dtype, copy=False)

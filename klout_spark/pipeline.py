@@ -20,6 +20,7 @@ from klout_spark import (
     catalog,
     features,
     graph,
+    inflow,
     ingest,
     pagerank,
     quality,
@@ -614,9 +615,14 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
                 run_id=p.run.run_id,
             )
             _overwrite_dates(p, topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA, dates)
+            engagers = inflow.top_shares_by_size(
+                edges, ranks,
+                damping=p.settings.propagate.damping,
+                top_k=cfg.explain_top_k,
+                driver_max_edges=cfg.explain_driver_max_edges,
+            )
             explain = scoring.score_explain_by_as_of(
-                edges, ranks, events, flags, dates,
-                damping=p.settings.propagate.damping, top_k=cfg.explain_top_k, run_id=p.run.run_id,
+                engagers, events, flags, dates, top_k=cfg.explain_top_k, run_id=p.run.run_id
             )
             _overwrite_dates(p, explain, catalog.SCORE_EXPLAIN, S.SCORE_EXPLAIN_SCHEMA, dates)
         finally:

@@ -33,6 +33,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from klout_spark import columns as C
+from klout_spark import inflow
 from klout_spark import schemas as S
 from klout_spark.calibration import SUB_SCORES, Calibration, combined_subscores
 from klout_spark.date_vectors import DateVectors, at_slot
@@ -399,53 +400,43 @@ def score_topics_by_as_of(
 
 
 def score_explain(
-    edges: DataFrame, ranks: DataFrame, events: DataFrame, flags: DataFrame, as_of: date, **params
-) -> DataFrame:
-    """Why each score is what it is (one ``as_of``): the one-date form of :func:`score_explain_by_as_of`."""
-    return score_explain_by_as_of(
-        with_as_of(edges, as_of), with_as_of(ranks, as_of), events, with_as_of(flags, as_of), [as_of], **params
-    )
-
-
-def score_explain_by_as_of(
     edges: DataFrame,
     ranks: DataFrame,
     events: DataFrame,
     flags: DataFrame,
-    as_of_dates,
+    as_of: date,
     *,
     damping: float,
     top_k: int,
     run_id: str,
 ) -> DataFrame:
+    """Why each score is what it is (one ``as_of``): the one-date form of :func:`score_explain_by_as_of`.
+
+    ``edges`` and ``ranks`` are that date's, without ``as_of``; the engagers'
+    shares come from :func:`klout_spark.inflow.top_shares`.
+    """
+    engagers = inflow.top_shares(with_as_of(edges, as_of), with_as_of(ranks, as_of), damping=damping, top_k=top_k)
+    return score_explain_by_as_of(engagers, events, with_as_of(flags, as_of), [as_of], top_k=top_k, run_id=run_id)
+
+
+def score_explain_by_as_of(
+    engagers: DataFrame,
+    events: DataFrame,
+    flags: DataFrame,
+    as_of_dates,
+    *,
+    top_k: int,
+    run_id: str,
+) -> DataFrame:
     """Why each score is what it is, as of each date: top contributing engagers and posts.
 
-    - ``engager`` rows: share of the account's incoming PageRank flow
-      (``damping * pagerank(src) * weight(src -> dst)``) that each engager sends.
+    - ``engager`` rows: the account's top engagers by PageRank flow and their
+      shares of its inflow, as :mod:`klout_spark.inflow` gives them (``engagers``).
     - ``post`` rows: genuine engagements each of the account's posts drew in 30 days.
 
-    ``edges``, ``ranks`` and ``flags`` carry ``as_of``. Returns
-    ``SCORE_EXPLAIN_SCHEMA`` columns, at most ``top_k`` rows per kind per account and date.
+    ``flags`` carries ``as_of``. Returns ``SCORE_EXPLAIN_SCHEMA`` columns, at
+    most ``top_k`` rows per kind per account and date.
     """
-    # One rank per account and date against some 16 in-edges per account: hashing the ranks
-    # spares the sort of the edges that a sort-merge join needs (a 30-date backfill at L:
-    # 416 s against 466 s for this function, one process each).
-    sender_rank = ranks.select(C.AS_OF, C.NETWORK, F.col(C.USER_ID).alias(C.SRC), C.PAGERANK).hint("shuffle_hash")
-    flow = edges.join(sender_rank, on=[C.AS_OF, C.NETWORK, C.SRC], how="inner").withColumn(
-        "flow", damping * F.col(C.PAGERANK) * F.col(C.WEIGHT)
-    )
-    # Engagers are ranked by their flow (the order of their shares) and divided by the account's
-    # inflow after the top-k cut: an aggregate and a join of k rows an account, where a window
-    # sum would buffer every in-edge of an account (all dates of a chunk) in one task.
-    inflow = flow.groupBy(C.AS_OF, C.NETWORK, F.col(C.DST).alias(C.USER_ID)).agg(F.sum("flow").alias("_inflow"))
-    engagers = flow.select(
-        C.AS_OF,
-        C.NETWORK,
-        F.col(C.DST).alias(C.USER_ID),
-        F.lit("engager").alias(C.CONTRIBUTOR_KIND),
-        F.col(C.SRC).alias(C.CONTRIBUTOR_ID),
-        F.col("flow").alias(C.CONTRIBUTION),
-    )
     vectors = DateVectors(as_of_dates)
     posts = (
         _genuine_engagements_on_posts(
@@ -458,18 +449,17 @@ def score_explain_by_as_of(
         .select(
             vectors.as_of(), C.NETWORK, C.USER_ID, C.CONTRIBUTOR_ID,
             at_slot("_engagements").cast("double").alias(C.CONTRIBUTION),
-            F.lit("post").alias(C.CONTRIBUTOR_KIND),
         )
     )
-    largest_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID, C.CONTRIBUTOR_KIND).orderBy(
+    most_engaged_first = Window.partitionBy(C.AS_OF, C.NETWORK, C.USER_ID).orderBy(
         F.col(C.CONTRIBUTION).desc(), F.col(C.CONTRIBUTOR_ID)
     )
-    is_engager = F.col(C.CONTRIBUTOR_KIND) == F.lit("engager")
+    top_posts = posts.withColumn(C.POSITION, F.row_number().over(most_engaged_first).cast("long")).filter(
+        F.col(C.POSITION) <= top_k
+    )
     return (
-        engagers.unionByName(posts)
-        .withColumn(C.POSITION, F.row_number().over(largest_first).cast("long"))
-        .filter(F.col(C.POSITION) <= top_k)
-        .join(inflow, on=[C.AS_OF, C.NETWORK, C.USER_ID], how="left")
+        engagers.withColumn(C.CONTRIBUTOR_KIND, F.lit("engager"))
+        .unionByName(top_posts.withColumn(C.CONTRIBUTOR_KIND, F.lit("post")))
         .select(
             C.AS_OF,
             C.NETWORK,
@@ -477,9 +467,7 @@ def score_explain_by_as_of(
             C.CONTRIBUTOR_KIND,
             C.CONTRIBUTOR_ID,
             C.POSITION,
-            F.round(
-                F.when(is_engager, F.col(C.CONTRIBUTION) / F.col("_inflow")).otherwise(F.col(C.CONTRIBUTION)), 6
-            ).alias(C.CONTRIBUTION),
+            F.round(C.CONTRIBUTION, 6).alias(C.CONTRIBUTION),
             F.lit(run_id).alias(C.RUN_ID),
         )
     )

@@ -494,7 +494,7 @@ def test_driver_numbering_is_dense_in_key_then_name_order(monkeypatch, table):
     edge_keys = pa.chunked_array([[2, 1], [2]])  # several chunks, as a collect gives them
     names = (pa.chunked_array([["b", "a"], ["c"]]), pa.chunked_array([["a"], ["c", "b"]]), pa.chunked_array([["Z"]]))
 
-    numbered = pr._numbered_on_driver(names=names, keys=(edge_keys, edge_keys, pa.chunked_array([[1]])))
+    numbered = pr.numbered_on_driver(names=names, keys=(edge_keys, edge_keys, pa.chunked_array([[1]])))
 
     # Key 1 holds a, c and Z; key 2 holds a, b and c; byte order puts "Z" before "a", as Spark sorts.
     assert numbered.graphs == [(1, 0, 3), (2, 3, 3)]
@@ -509,7 +509,7 @@ def test_driver_numbering_of_nothing_is_empty():
     empty = pa.chunked_array([], type=pa.string())
     keys = pa.chunked_array([], type=pa.date32())
 
-    numbered = pr._numbered_on_driver(names=(empty, empty), keys=(keys, keys))
+    numbered = pr.numbered_on_driver(names=(empty, empty), keys=(keys, keys))
 
     assert numbered.graphs == [] and numbered.node_count == 0
     assert [len(ids) for ids in numbered.ids] == [0, 0]
