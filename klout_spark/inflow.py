@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 _FLOW = "_flow"
 _INFLOW = "_inflow"
-_ROWS_PER_PARTITION = 1_000_000
 
 
 def top_shares(edges: DataFrame, ranks: DataFrame, *, damping: float, top_k: int) -> DataFrame:
@@ -139,11 +138,7 @@ def top_shares_on_driver(edges: DataFrame, ranks: DataFrame, *, damping: float, 
         len(order), len(kept), collected - started, time.perf_counter() - collected,
     )
     network, user_id = split_node_key(F.col("_account"))
-    # A frame from Arrow has a partition per Arrow batch (10,000 rows by default), and a
-    # partition of a write makes a file per date it holds: without the coalesce, 30 dates at L
-    # wrote 956 files of score_explain (a file a date with the Spark path's four shuffle partitions).
-    partitions = max(1, -(-len(kept) // _ROWS_PER_PARTITION))
-    return frame_from_arrow(spark, table).coalesce(partitions).select(
+    return frame_from_arrow(spark, table).select(
         F.col(C.AS_OF).cast(key_type).alias(C.AS_OF),
         network,
         user_id,

@@ -62,7 +62,7 @@ def test_driver_cut_gives_the_spark_rows_ties_and_all(spark):
     driver_rows = _rows(inflow.top_shares_on_driver(edges, ranks, damping=0.85, top_k=5))
 
     _assert_same(driver_rows, spark_rows)
-    # One partition, not one per Arrow batch: a write makes a file per partition and date.
+    # One partition, not one per Arrow batch (see klout_spark.pagerank.frame_from_arrow).
     with _arrow_batches_of(spark, 100):
         assert inflow.top_shares_on_driver(edges, ranks, damping=0.85, top_k=5).rdd.getNumPartitions() == 1
     accounts = {row[:3] for row in spark_rows}
