@@ -163,7 +163,8 @@ class Lakehouse:
     def _clear_abandoned_create(self, table: str) -> bool:
         """Remove what a create killed before its first commit left, if that is all the location holds.
 
-        That is a ``_delta_log`` folder with no commit in it (at most a hidden temp file) and
+        That is a ``_delta_log`` folder with no commit in it (at most hidden temp files and an
+        empty ``_staged_commits`` folder, which Delta 4 makes before it writes version 0) and
         nothing beside it. Returns whether it removed one.
         """
         fs, location = catalog.hadoop_fs(self.spark, self.path(table))
@@ -171,7 +172,14 @@ class Lakehouse:
         if entries != ["_delta_log"]:
             return False
         log_dir = self.spark._jvm.org.apache.hadoop.fs.Path(location, "_delta_log")  # type: ignore[attr-defined]
-        if any(not status.getPath().getName().startswith(".") for status in fs.listStatus(log_dir)):
+
+        def leftover(status) -> bool:
+            name = status.getPath().getName()
+            if name.startswith("."):
+                return True
+            return name == "_staged_commits" and status.isDirectory() and not fs.listStatus(status.getPath())
+
+        if not all(leftover(status) for status in fs.listStatus(log_dir)):
             return False
         log.warning("removing %s: an empty Delta log left by a create that never committed", log_dir)
         return bool(fs.delete(log_dir, True))

@@ -171,16 +171,34 @@ def test_creating_a_table_another_writer_is_creating_waits_for_its_version_0(lak
     assert lake.read(catalog.QUARANTINE).schema == S.QUARANTINE_SCHEMA
 
 
-def test_a_create_killed_before_its_first_commit_is_cleared_on_rerun(lake, monkeypatch):
+# What a create killed before its version 0 leaves in _delta_log: a hidden temp commit, and with
+# Delta 4 also an empty _staged_commits folder (a SIGKILL during an ingest's first write left both).
+@pytest.mark.parametrize("staged_commits", [False, True], ids=["temp-file", "temp-file-and-staged-commits"])
+def test_a_create_killed_before_its_first_commit_is_cleared_on_rerun(lake, monkeypatch, staged_commits):
     from klout_spark import io as lake_io
 
     monkeypatch.setattr(lake_io, "CREATE_WAIT_SECONDS", 1.0)
     log_dir = Path(lake.path(catalog.QUARANTINE)) / "_delta_log"
     log_dir.mkdir(parents=True)
     (log_dir / ".00000000000000000000.json.0f3c.tmp").write_text("{")
+    if staged_commits:
+        (log_dir / "_staged_commits").mkdir()
     lake.ensure(catalog.QUARANTINE, S.QUARANTINE_SCHEMA)
     assert lake.read(catalog.QUARANTINE).schema == S.QUARANTINE_SCHEMA
     assert (log_dir / "00000000000000000000.json").exists()
+
+
+def test_a_staged_commit_is_never_cleared_as_a_leftover(lake, monkeypatch):
+    from klout_spark import io as lake_io
+    from klout_spark.errors import StorageError
+
+    monkeypatch.setattr(lake_io, "CREATE_WAIT_SECONDS", 1.0)
+    staged = Path(lake.path(catalog.QUARANTINE)) / "_delta_log" / "_staged_commits"
+    staged.mkdir(parents=True)
+    (staged / "00000000000000000000.0f3c.json").write_text("{}")
+    with pytest.raises(StorageError, match="holds files but no Delta table"):
+        lake.ensure(catalog.QUARANTINE, S.QUARANTINE_SCHEMA)
+    assert (staged / "00000000000000000000.0f3c.json").read_text() == "{}"
 
 
 def test_a_location_holding_other_files_is_named_in_the_error(lake, monkeypatch):
