@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
 
 from klout_spark import inflow
 from klout_spark import schemas as S
+from klout_spark.pagerank import _session_conf
 
 DAY = date(2026, 3, 1)
 
@@ -36,17 +36,6 @@ def _graph(spark, *, dates: int, seed: int):
     )
 
 
-@contextmanager
-def _arrow_batches_of(spark, rows: int):
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = spark.conf.get(key)
-    spark.conf.set(key, str(rows))
-    try:
-        yield
-    finally:
-        spark.conf.set(key, previous)
-
-
 def _rows(df):
     return sorted((r.as_of, r.network, r.user_id, r.position, r.contributor_id, r.contribution) for r in df.collect())
 
@@ -63,7 +52,7 @@ def test_driver_cut_gives_the_spark_rows_ties_and_all(spark):
 
     _assert_same(driver_rows, spark_rows)
     # One partition, not one per Arrow batch (see klout_spark.pagerank.frame_from_arrow).
-    with _arrow_batches_of(spark, 100):
+    with _session_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", "100"):
         assert inflow.top_shares_on_driver(edges, ranks, damping=0.85, top_k=5).rdd.getNumPartitions() == 1
     accounts = {row[:3] for row in spark_rows}
     assert len(accounts) > 200  # of the 240 accounts of the 3 dates and 2 networks

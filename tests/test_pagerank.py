@@ -223,13 +223,8 @@ def test_ranks_built_on_the_driver_are_read_from_an_rdd(spark, union_local):
 def test_a_frame_from_arrow_has_a_partition_per_million_rows_not_per_batch(spark, monkeypatch):
     """A write makes a file per partition and date: a partition per Arrow batch made small files."""
     monkeypatch.setattr(pr, "FRAME_ROWS_PER_PARTITION", 2_500)
-    setting = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    before = spark.conf.get(setting)
-    spark.conf.set(setting, "100")
-    try:
+    with pr._session_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", "100"):
         frames = {rows: pr.frame_from_arrow(spark, pa.table({"x": np.arange(rows)})) for rows in (0, 999, 5_001)}
-    finally:
-        spark.conf.set(setting, before)
     assert {rows: frame.rdd.getNumPartitions() for rows, frame in frames.items()} == {0: 1, 999: 1, 5_001: 3}
     assert frames[5_001].agg(F.sum("x")).first()[0] == sum(range(5_001))
 
