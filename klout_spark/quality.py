@@ -95,6 +95,11 @@ SUB_SCORE_COLUMNS: tuple[str, ...] = (C.TRUE_REACH, C.AMPLIFICATION, C.NETWORK_I
 # SUMMARY gives counts plus at most 20 sample values per expectation. Never
 # COMPLETE: it collects every failing row to the driver.
 RESULT_FORMAT = "SUMMARY"
+# The same counts without the samples, for a batch in which our own count found no
+# failing row: GE looks for samples with a filter and `limit(20)`, which reads the
+# whole batch when nothing fails (a uniqueness check groups it again), and a limit
+# of 0 reads nothing. The samples would be empty either way.
+RESULT_FORMAT_NO_SAMPLES = {"result_format": RESULT_FORMAT, "partial_unexpected_count": 0}
 _DATASOURCE = "klout"
 _OVERRIDE_KEY = "validate.max_failure_fraction"
 
@@ -630,8 +635,12 @@ def run_great_expectations(
     run_time: datetime,
     results_dir: str | None,
     data_docs: bool = True,
+    samples: bool = True,
 ) -> tuple[Any, str | None]:
     """Validate ``df`` against ``suite`` with GE on Spark; keep the result JSON and (optionally) Data Docs.
+
+    ``samples=False`` asks GE for the counts alone (:data:`RESULT_FORMAT_NO_SAMPLES`):
+    for a batch known to have no failing row.
 
     Returns
     -------
@@ -651,6 +660,7 @@ def run_great_expectations(
         .add_dataframe_asset(name=suite.name)
         .add_batch_definition_whole_dataframe(f"{suite.name}_batch")
     )
+    result_format = RESULT_FORMAT if samples else RESULT_FORMAT_NO_SAMPLES
     suite = context.suites.add(suite)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite.name}_validation", data=batch_definition, suite=suite)
@@ -658,7 +668,7 @@ def run_great_expectations(
     run_dir = _run_directory(results_dir, run_id)
     ge_run_id = RunIdentifier(run_name=run_id, run_time=_utc(run_time))
     if run_dir is None or not data_docs:
-        result = definition.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT, run_id=ge_run_id)
+        result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format, run_id=ge_run_id)
         return result, (None if run_dir is None else _write_result(run_dir, suite.name, result))
 
     # A Data Docs site costs ~4 MB per run: validate.data_docs turns it off.
@@ -676,7 +686,7 @@ def run_great_expectations(
             name=f"{suite.name}_checkpoint",
             validation_definitions=[definition],
             actions=[UpdateDataDocsAction(name="update_data_docs")],
-            result_format=RESULT_FORMAT,
+            result_format=result_format,
         )
     )
     checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=ge_run_id)
@@ -736,6 +746,7 @@ def validate_suite(
     results_dir: str | None,
     keep_cached: bool = False,
     data_docs: bool = True,
+    cache: bool = True,
 ) -> ValidationOutcome:
     """Run ``suite`` on ``df`` with GE and split ``df`` into valid and rejected rows in one pass.
 
@@ -755,6 +766,8 @@ def validate_suite(
         When this call had to cache ``df``, leave it cached so that writing ``valid`` and
         ``rejected`` does not recompute the input; call :meth:`ValidationOutcome.release`
         when done. A ``df`` the caller cached stays cached either way (its owner releases it).
+    cache
+        ``False``: never cache ``df`` (for a batch derived cheaply from a cached frame).
 
     Returns
     -------
@@ -771,14 +784,14 @@ def validate_suite(
     -----
     ``df`` is cached once (unless already cached): one aggregation counts the rows,
     the quarantined rows and each expectation's flagged rows, then GE validates the
-    same cached data (its own data-source caching is off). ``valid`` and ``rejected``
-    are lazy filters of ``df`` on the same predicates; nothing else is materialised.
+    same cached data (its own data-source caching is off). GE looks for samples of
+    failing values only when that count found some (see :data:`RESULT_FORMAT_NO_SAMPLES`).
+    ``valid`` and ``rejected`` are lazy filters of ``df`` on the same predicates;
+    nothing else is materialised.
     """
     labelled, flags = _with_flags(df, suite)
-    # storageLevel asks Spark's cache manager (any frame with the same plan counts),
-    # so a batch the caller cached is neither cached twice nor released under them.
-    level = df.storageLevel
-    we_cached = not (level.useMemory or level.useDisk or level.useOffHeap)
+    # A batch the caller cached is neither cached twice nor released under them.
+    we_cached = cache and not _is_cached(df)
     if we_cached:
         df.persist()
     started = perf_counter()
@@ -789,7 +802,8 @@ def validate_suite(
             *[F.count(F.when(F.col(flag), F.lit(1))).alias(flag) for flag in flags.values()],
         ).first()
         result, results_path = run_great_expectations(
-            df, suite, run_id=run_id, run_time=run_time, results_dir=results_dir, data_docs=data_docs
+            df, suite, run_id=run_id, run_time=run_time, results_dir=results_dir, data_docs=data_docs,
+            samples=any(counts[flag] for flag in flags.values()),
         )
         summary = _summary(result, suite)
         _check_translation(suite.name, summary, {name: counts[flag] for name, flag in flags.items()})
@@ -814,6 +828,12 @@ def validate_suite(
         seconds=seconds,
         _cached=df if keep else None,
     )
+
+
+def _is_cached(df: DataFrame) -> bool:
+    # storageLevel asks Spark's cache manager: any frame with the same plan counts.
+    level = df.storageLevel
+    return level.useMemory or level.useDisk or level.useOffHeap
 
 
 def _check_translation(suite_name: str, summary: dict[str, dict], flagged: dict[str, int]) -> None:
@@ -907,10 +927,13 @@ def validate_user_features(
     """Validate a ``user_features`` slice: :func:`user_features_suite` on its :func:`user_feature_windows`.
 
     ``valid`` and ``rejected`` of the outcome are in long form (one row per account and measure).
+    When ``df`` is cached, the long form is not: exploding the cached rows again for each
+    pass costs less than caching 13 rows per account (a 30-date backfill at L: 67M rows,
+    validated in 55-58 s instead of 83 s).
     """
     return validate_suite(
         user_feature_windows(df), user_features_suite(), run_id=run_id, run_time=run_ts or datetime.now(UTC),
-        results_dir=results_dir, data_docs=data_docs,
+        results_dir=results_dir, data_docs=data_docs, cache=not _is_cached(df),
     )
 
 

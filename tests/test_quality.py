@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import great_expectations as gx
@@ -25,11 +26,13 @@ from klout_spark.quality import (
     expectation_name,
     gate,
     row_failure_predicates,
+    run_great_expectations,
     scores_suite,
     silver_events_suite,
     validate_bronze_events,
     validate_scores,
     validate_silver_events,
+    validate_suite,
 )
 from klout_spark.schemas import BRONZE_EVENTS_SCHEMA, SCORES_SCHEMA
 from tests.factories import persistent_rdd_ids
@@ -292,6 +295,64 @@ def test_results_json_and_data_docs_are_written_per_run(mixed, results_dir):
     assert all("unexpected_list" not in r["result"] for r in written["results"])
     docs = f"{results_dir}/run-1/data_docs/bronze_events/index.html"
     assert "bronze_events" in open(docs).read()
+
+
+def test_a_failing_batch_keeps_samples_of_its_failing_values(mixed):
+    written = json.loads(open(mixed.results_path).read())
+    failing = [r["result"] for r in written["results"] if r["result"]["unexpected_count"]]
+    assert failing and all(r["partial_unexpected_list"] for r in failing)
+
+
+def _spark_jobs(spark, action) -> tuple[object, int]:
+    """``action()``'s result and the number of Spark jobs it ran."""
+    group = f"jobs-{uuid.uuid4()}"
+    sc = spark.sparkContext
+    sc.setJobGroup(group, group)
+    try:
+        return action(), len(sc.statusTracker().getJobIdsForGroup(group))
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+
+
+def test_a_clean_batch_is_validated_without_looking_for_samples(spark, suite, tmp_path):
+    batch = spark.createDataFrame(GOOD_ROWS, BRONZE_EVENTS_SCHEMA).cache()
+    try:
+        def ge(samples: bool):
+            return _spark_jobs(spark, lambda: run_great_expectations(
+                batch, suite, run_id=f"s{samples}", run_time=RUN_TS, results_dir=None, samples=samples
+            )[0])
+
+        (with_samples, jobs_with), (without, jobs_without) = ge(True), ge(False)
+        outcome = validate_suite(batch, suite, run_id="clean", run_time=RUN_TS, results_dir=str(tmp_path))
+    finally:
+        batch.unpersist()
+    # Looking for samples of failing values reads the whole batch again per expectation.
+    assert jobs_without < jobs_with
+    assert [r.result["unexpected_count"] for r in without.results] == [
+        r.result["unexpected_count"] for r in with_samples.results
+    ]
+    # The gate asked GE for no samples: its results lack the counts of sampled values.
+    written = json.loads(open(outcome.results_path).read())
+    assert outcome.success and all(r["result"]["unexpected_count"] == 0 for r in written["results"])
+    assert not any("partial_unexpected_counts" in r["result"] for r in written["results"])
+    assert all("partial_unexpected_counts" in r.result for r in with_samples.results)
+
+
+def test_a_batch_derived_from_a_cached_frame_can_be_left_uncached(spark, suite):
+    def kept(cache: bool) -> set[int]:
+        before = persistent_rdd_ids(spark)
+        outcome = validate_suite(
+            spark.createDataFrame(GOOD_ROWS, BRONZE_EVENTS_SCHEMA), suite, run_id="c", run_time=RUN_TS,
+            results_dir=None, keep_cached=True, cache=cache,
+        )
+        try:
+            assert outcome.rows_in == len(GOOD_ROWS)
+            return persistent_rdd_ids(spark) - before
+        finally:
+            outcome.release()
+
+    assert kept(cache=True)
+    assert kept(cache=False) == set()
 
 
 def test_summary_is_in_suite_order_and_json_serialisable(mixed):
