@@ -655,3 +655,45 @@ def test_propagate_solves_all_dates_of_a_chunk_in_one_pass(spark, method):
         assert results[day].iterations == alone[day].iterations
         mine = {node: rank for (at, node), rank in stored.items() if at == day}
         assert _l1(mine, _ranks(alone[day])) < 1e-12
+
+
+@pytest.mark.parametrize("max_edges", [10**9, 80, 1])
+def test_propagate_auto_solves_all_dates_at_once_or_each_alone_with_the_same_ranks(spark, max_edges):
+    """auto: all dates at once within ``local_max_edges``, else each alone (local or distributed), same ranks.
+
+    The last date has no edge at all: its accounts are all dangling and rank by trust alone.
+    """
+    graphs = {
+        date(2026, 10, 1): _real_graphs()["florentine"],
+        date(2026, 10, 2): _real_graphs()["karate"][:60],
+        date(2026, 10, 3): _real_graphs()["florentine"][:10],
+    }
+    edges, teleport, _ = _keyed_frames(spark, {str(day): rows for day, rows in graphs.items()})
+    lonely = date(2026, 10, 4)
+    edges = edges.withColumn(C.AS_OF, F.to_date(C.AS_OF))
+    teleport = teleport.withColumn(C.AS_OF, F.to_date(C.AS_OF)).unionByName(
+        spark.createDataFrame([(lonely, "x", 1.0), (lonely, "y", 3.0)], "as_of date, node string, trust double")
+    )
+    dates = [*sorted(graphs), lonely]
+    cfg = load_settings(
+        "local", overrides=[f"propagate.local_max_edges={max_edges}", "propagate.tol=1.0e-10"]
+    ).propagate
+
+    results, ranks = pipeline._pagerank_by_date(edges, teleport, dates, cfg)
+
+    stored = {(row[C.AS_OF], row[C.NODE]): row[C.PAGERANK] for row in ranks.collect()}
+    assert sorted(results) == dates
+    for day in dates:
+        alone = pr.pagerank(
+            edges.filter(F.col(C.AS_OF) == F.lit(day)).drop(C.AS_OF),
+            teleport.filter(F.col(C.AS_OF) == F.lit(day)).drop(C.AS_OF),
+            damping=cfg.damping, tol=cfg.tol, method="local",
+        )
+        too_large = alone.edge_count > max_edges
+        assert results[day].method == ("distributed" if too_large else "local")
+        assert (results[day].edge_count, results[day].iterations) == (alone.edge_count, alone.iterations)
+        mine = {node: rank for (at, node), rank in stored.items() if at == day}
+        assert _l1(mine, _ranks(alone)) < 1e-12
+    assert {node: rank for (at, node), rank in stored.items() if at == lonely} == pytest.approx(
+        {"x": 0.25, "y": 0.75}, abs=1e-15
+    )
