@@ -14,7 +14,7 @@ Two paths give the same rows:
   with NumPy. At L a 30-date backfill sorted 91M flows in the window (a stage
   of 141 s that spilled 11.3 GB); the driver collects one date's 5.8M edges
   in about 2 s and numbers and cuts them in about 2 s more. The caller bounds
-  the edges it collects (:func:`top_shares_by_size`), as for the local PageRank.
+  the edges it collects (:func:`driver_batches`), as for the local PageRank.
 
 Both take ``edges`` (``as_of``, ``network``, ``src``, ``dst``, ``weight``) and
 ``ranks`` (``as_of``, ``network``, ``user_id``, ``pagerank``) and return
@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial, reduce
-from typing import NamedTuple
+from collections.abc import Mapping
+from datetime import date
+from functools import reduce
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType
 
 from klout_spark import columns as C
-from klout_spark.driver_work import batches_by_size, prefetched
 from klout_spark.graph import node_key, split_node_key
 from klout_spark.pagerank import frame_from_arrow, numbered_on_driver, to_numpy
 
@@ -84,23 +83,16 @@ def top_shares_on_driver(edges: DataFrame, ranks: DataFrame, *, damping: float, 
     """:func:`top_shares` computed on the driver; the same rows.
 
     Two collects as Arrow (the edges and the ranks, with node keys as in
-    ``propagate``: :func:`collected_flows`), then :func:`cut_on_driver`.
+    ``propagate``), numbered per ``(as_of, node)`` by
+    :func:`klout_spark.pagerank.numbered_on_driver` (in byte order, so id
+    order breaks ties as Spark's string order does), then one ``np.lexsort``
+    by account, flow (descending) and engager. Driver memory in Python: about
+    110 bytes an edge at its peak (a date of 5.8M edges at L: 98 in NumPy,
+    11 in Arrow), besides the JVM's copy of the rows while they are collected. The rows go back to Spark as
+    one Arrow table (:func:`klout_spark.pagerank.frame_from_arrow`).
     """
-    return cut_on_driver(collected_flows(edges, ranks), damping=damping, top_k=top_k)
-
-
-class CollectedFlows(NamedTuple):
-    """A batch's edges and ranks on the driver, as :func:`collected_flows` gives them."""
-
-    edges: pa.Table  # as_of, src, dst (node keys), weight
-    ranks: pa.Table  # as_of, node (node key), pagerank
-    key_type: DataType  # the type of as_of in Spark
-    spark: SparkSession
-    seconds: float  # the collects took
-
-
-def collected_flows(edges: DataFrame, ranks: DataFrame) -> CollectedFlows:
-    """``edges`` and ``ranks`` collected as Arrow, with node keys (network and id) as in ``propagate``."""
+    spark = edges.sparkSession
+    key_type = edges.schema[C.AS_OF].dataType
     started = time.perf_counter()
     edge_table = edges.select(
         C.AS_OF,
@@ -111,25 +103,7 @@ def collected_flows(edges: DataFrame, ranks: DataFrame) -> CollectedFlows:
     rank_table = ranks.select(
         C.AS_OF, node_key(F.col(C.NETWORK), F.col(C.USER_ID)).alias(C.NODE), C.PAGERANK
     ).toArrow()
-    return CollectedFlows(
-        edge_table, rank_table, edges.schema[C.AS_OF].dataType, edges.sparkSession, time.perf_counter() - started
-    )
-
-
-def cut_on_driver(collected: CollectedFlows, *, damping: float, top_k: int) -> DataFrame:
-    """The top ``top_k`` engagers of every account and date of ``collected``, cut with NumPy; :func:`top_shares`' rows.
-
-    The ``(as_of, node)`` pairs are numbered by
-    :func:`klout_spark.pagerank.numbered_on_driver` (in byte order, so id
-    order breaks ties as Spark's string order does), then one ``np.lexsort``
-    by account, flow (descending) and engager. Driver memory in Python: about
-    110 bytes an edge at its peak (a date of 5.8M edges at L: 98 in NumPy,
-    11 in Arrow), besides the JVM's copy of the rows while they are collected.
-    The rows go back to Spark as one Arrow table
-    (:func:`klout_spark.pagerank.frame_from_arrow`).
-    """
-    started = time.perf_counter()
-    edge_table, rank_table = collected.edges, collected.ranks
+    collected = time.perf_counter()
     numbered = numbered_on_driver(
         names=(edge_table.column(C.SRC), edge_table.column(C.DST), rank_table.column(C.NODE)),
         keys=(edge_table.column(C.AS_OF), edge_table.column(C.AS_OF), rank_table.column(C.AS_OF)),
@@ -162,11 +136,11 @@ def cut_on_driver(collected: CollectedFlows, *, damping: float, top_k: int) -> D
     )
     log.info(
         "top_shares_on_driver: %d edges, %d rows kept; collect %.2f s, numbering and cut %.2f s",
-        len(order), len(kept), collected.seconds, time.perf_counter() - started,
+        len(order), len(kept), collected - started, time.perf_counter() - collected,
     )
     network, user_id = split_node_key(F.col("_account"))
-    return frame_from_arrow(collected.spark, table).select(
-        F.col(C.AS_OF).cast(collected.key_type).alias(C.AS_OF),
+    return frame_from_arrow(spark, table).select(
+        F.col(C.AS_OF).cast(key_type).alias(C.AS_OF),
         network,
         user_id,
         split_node_key(F.col("_contributor"))[1].alias(C.CONTRIBUTOR_ID),
@@ -175,25 +149,47 @@ def cut_on_driver(collected: CollectedFlows, *, damping: float, top_k: int) -> D
     )
 
 
+def driver_batches(edge_counts: Mapping[date, int], *, max_edges: int) -> tuple[list[list[date]], list[date]]:
+    """Dates grouped for :func:`top_shares_on_driver`, at most ``max_edges`` edges a group; and the dates too large.
+
+    Groups follow the dates' order; a date with more than ``max_edges`` edges
+    is left to :func:`top_shares`.
+    """
+    groups: list[list[date]] = []
+    too_large: list[date] = []
+    size = 0
+    for as_of in sorted(edge_counts):
+        count = edge_counts[as_of]
+        if count > max_edges:
+            too_large.append(as_of)
+        elif groups and size + count <= max_edges:
+            groups[-1].append(as_of)
+            size += count
+        else:
+            groups.append([as_of])
+            size = count
+    return groups, too_large
+
+
 def top_shares_by_size(
     edges: DataFrame, ranks: DataFrame, *, damping: float, top_k: int, driver_max_edges: int
 ) -> DataFrame:
     """:func:`top_shares` of all dates of ``edges``: on the driver in groups of dates of up to ``driver_max_edges`` edges.
 
     A date with more edges, or every date when ``driver_max_edges`` is 0, is
-    cut in Spark. One aggregate job counts each date's edges first; each
-    group's collect overlaps the cut of the group before
-    (:func:`klout_spark.driver_work.prefetched`).
+    cut in Spark. One aggregate job counts each date's edges first.
     """
     if driver_max_edges <= 0:
         return top_shares(edges, ranks, damping=damping, top_k=top_k)
     counts = {row[C.AS_OF]: row["n"] for row in edges.groupBy(C.AS_OF).agg(F.count(F.lit(1)).alias("n")).collect()}
-    groups, too_large = batches_by_size(counts, max_size=driver_max_edges)
-    collects = (
-        partial(collected_flows, edges.filter(F.col(C.AS_OF).isin(group)), ranks.filter(F.col(C.AS_OF).isin(group)))
+    groups, too_large = driver_batches(counts, max_edges=driver_max_edges)
+    parts = [
+        top_shares_on_driver(
+            edges.filter(F.col(C.AS_OF).isin(group)), ranks.filter(F.col(C.AS_OF).isin(group)),
+            damping=damping, top_k=top_k,
+        )
         for group in groups
-    )
-    parts = [cut_on_driver(collected, damping=damping, top_k=top_k) for collected in prefetched(edges.sparkSession, collects)]
+    ]
     if too_large or not parts:
         in_spark = F.col(C.AS_OF).isin(too_large)
         parts.append(top_shares(edges.filter(in_spark), ranks.filter(in_spark), damping=damping, top_k=top_k))

@@ -48,7 +48,6 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType
 from pyspark.storagelevel import StorageLevel
 
 from klout_spark import columns as C
@@ -347,38 +346,12 @@ def pagerank_local_by_key(
     caller bounds the total edge rows.
     """
     _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=1)
-    return solved_on_driver(collected_graphs(edges, teleport, key=key), damping=damping, tol=tol, max_iter=max_iter)
-
-
-class CollectedGraphs(NamedTuple):
-    """Keyed graphs on the driver, as :func:`collected_graphs` gives them."""
-
-    edges: pa.Table  # key, src, dst, weight
-    teleport: pa.Table  # key, node, trust
-    key: str
-    key_type: DataType  # the type of the key in Spark
-    spark: SparkSession
-    seconds: float  # the collects took
-
-
-def collected_graphs(edges: DataFrame, teleport: DataFrame, *, key: str) -> CollectedGraphs:
-    """The first half of :func:`pagerank_local_by_key`: ``edges`` and ``teleport`` checked and collected as Arrow."""
     edges, teleport = _validated_inputs(edges, teleport, where="pagerank_local", keys=(key,))
+    spark = edges.sparkSession
     started = time.perf_counter()
     edge_table = edges.toArrow()
     teleport_table = teleport.toArrow()
-    return CollectedGraphs(
-        edge_table, teleport_table, key, edges.schema[key].dataType, edges.sparkSession,
-        time.perf_counter() - started,
-    )
-
-
-def solved_on_driver(graphs: CollectedGraphs, *, damping: float, tol: float, max_iter: int) -> KeyedPageRank:
-    """The second half of :func:`pagerank_local_by_key`: the collected graphs numbered and solved."""
-    _check_parameters(damping=damping, tol=tol, max_iter=max_iter, checkpoint_every=1)
-    key, key_type, spark, collect_seconds = graphs.key, graphs.key_type, graphs.spark, graphs.seconds
-    edge_table, teleport_table = graphs.edges, graphs.teleport
-    started = time.perf_counter()
+    collected = time.perf_counter()
     numbered = numbered_on_driver(
         names=(edge_table.column(C.SRC), edge_table.column(C.DST), teleport_table.column(C.NODE)),
         keys=(edge_table.column(key), edge_table.column(key), teleport_table.column(key)),
@@ -389,7 +362,8 @@ def solved_on_driver(graphs: CollectedGraphs, *, damping: float, tol: float, max
         )
     weight = to_numpy(edge_table.column(C.WEIGHT), np.float64)
     trust_values = to_numpy(teleport_table.column(C.TRUST), np.float64)
-    del edge_table, teleport_table, graphs
+    key_type = edges.schema[key].dataType
+    del edge_table, teleport_table
     _check_weights(weight, where="pagerank_local(edges)")
     _check_trust(trust_values, where="pagerank_local(teleport)")
     src, dst, trust_ids = numbered.ids
@@ -407,8 +381,8 @@ def solved_on_driver(graphs: CollectedGraphs, *, damping: float, tol: float, max
         numbered.node_count,
         sum(r.edge_count for r in solved),
         "/".join(str(len(r.residuals)) for r in solved),
-        collect_seconds,
-        numbered_at - started,
+        collected - started,
+        numbered_at - collected,
         time.perf_counter() - numbered_at,
     )
     return _keyed_results(ranks, numbered.graphs, solved, key=key, method="local")

@@ -18,7 +18,6 @@ from pyspark.sql import functions as F
 from klout_spark import (
     calibration,
     catalog,
-    driver_work,
     features,
     graph,
     inflow,
@@ -449,65 +448,41 @@ def _pagerank_by_date(
 ) -> tuple[dict[date, pagerank.PageRankResult], DataFrame]:
     """PageRank of each date's graph; the results and all ranks (``as_of``, ``node``, ``pagerank``).
 
-    With ``method`` local, every graph is solved in one pass on the driver
-    (:func:`klout_spark.pagerank.pagerank_local_by_key`); with distributed,
-    in one distributed pass (:func:`klout_spark.pagerank.pagerank_distributed_by_key`).
-    With auto, one aggregate job counts each date's edge rows: all dates are
-    solved on the driver in one pass when their edge rows together are at most
-    ``local_max_edges``; else each date on its own, on the driver (each date
-    collected while the one before is solved:
-    :func:`klout_spark.driver_work.prefetched`) or, with more edge rows than
-    that, distributed. Dates are not grouped up to ``local_max_edges``: at L
-    the 4g local driver ran out of heap collecting three dates' 17M edge rows
-    at once.
+    When the local path applies to all dates together (``method`` local, or
+    auto with at most ``local_max_edges`` edge rows in all), every graph is
+    solved in one pass (:func:`klout_spark.pagerank.pagerank_local_by_key`);
+    with ``method`` distributed, too
+    (:func:`klout_spark.pagerank.pagerank_distributed_by_key`); otherwise
+    (auto, too many edges for one local pass) each date on its own, local or
+    distributed by its own size.
     """
-    if cfg.method in ("local", "distributed"):
+    local = cfg.method == "local" or (cfg.method == "auto" and edges.count() <= cfg.local_max_edges)
+    if local or cfg.method == "distributed":
         solve = (
             pagerank.pagerank_local_by_key
-            if cfg.method == "local"
+            if local
             else partial(pagerank.pagerank_distributed_by_key, checkpoint_every=cfg.checkpoint_every)
         )
-        keyed = [solve(edges, teleport, key=C.AS_OF, damping=cfg.damping, tol=cfg.tol, max_iter=cfg.max_iter)]
-        too_large: list[date] = []
-    else:
-        counted = edges.groupBy(C.AS_OF).agg(F.count(F.lit(1)).alias("n")).collect()
-        # A date without edges (every account dangling) is still a graph: its own teleport nodes.
-        sizes = {as_of: 0 for as_of in dates} | {row[C.AS_OF]: row["n"] for row in counted}
-        if sum(sizes.values()) <= cfg.local_max_edges:
-            groups, too_large = [list(dates)], []
-        else:
-            groups = [[as_of] for as_of in dates if sizes[as_of] <= cfg.local_max_edges]
-            too_large = [as_of for as_of in dates if sizes[as_of] > cfg.local_max_edges]
-        collects = (
-            partial(
-                pagerank.collected_graphs,
-                edges.filter(F.col(C.AS_OF).isin(group)),
-                teleport.filter(F.col(C.AS_OF).isin(group)),
-                key=C.AS_OF,
-            )
-            for group in groups
-        )
-        keyed = [
-            pagerank.solved_on_driver(graphs, damping=cfg.damping, tol=cfg.tol, max_iter=cfg.max_iter)
-            for graphs in driver_work.prefetched(edges.sparkSession, collects)
-        ]
-    results = {as_of: result for part in keyed for as_of, result in part.results.items()}
-    missing = [as_of for as_of in dates if as_of not in results and as_of not in too_large]
-    if missing:
-        raise ValueError(f"propagate: no node with positive trust on {_span(missing)}")
-    for as_of in too_large:
-        results[as_of] = pagerank.pagerank(
+        keyed = solve(edges, teleport, key=C.AS_OF, damping=cfg.damping, tol=cfg.tol, max_iter=cfg.max_iter)
+        missing = [as_of for as_of in dates if as_of not in keyed.results]
+        if missing:
+            raise ValueError(f"propagate: no node with positive trust on {_span(missing)}")
+        return {as_of: keyed.results[as_of] for as_of in dates}, keyed.ranks
+    results = {
+        as_of: pagerank.pagerank(
             edges.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
             teleport.filter(F.col(C.AS_OF) == F.lit(as_of)).drop(C.AS_OF),
             damping=cfg.damping,
             tol=cfg.tol,
             max_iter=cfg.max_iter,
-            method="distributed",
+            method=cfg.method,
+            local_max_edges=cfg.local_max_edges,
             checkpoint_every=cfg.checkpoint_every,
         )
-    large = [results[as_of].ranks.select(F.lit(as_of).alias(C.AS_OF), C.NODE, C.PAGERANK) for as_of in too_large]
-    ranks = reduce(DataFrame.unionByName, [part.ranks for part in keyed] + large)
-    return {as_of: results[as_of] for as_of in dates}, ranks
+        for as_of in dates
+    }
+    per_date = [result.ranks.select(F.lit(as_of).alias(C.AS_OF), C.NODE, C.PAGERANK) for as_of, result in results.items()]
+    return results, reduce(DataFrame.unionByName, per_date)
 
 
 def _span(dates: Sequence[date]) -> str:

@@ -91,6 +91,15 @@ def test_an_account_whose_engagers_have_no_rank_mass_lists_none(spark):
         assert rows == [(DAY, "twitter", "c", 1, "b", 1.0)], cut.__name__
 
 
+def test_dates_are_grouped_up_to_the_edge_limit_in_order():
+    counts = {DAY + timedelta(days=d): n for d, n in enumerate([3, 4, 9, 2, 2, 11, 1])}
+    groups, too_large = inflow.driver_batches(counts, max_edges=10)
+    days = [[(day - DAY).days for day in group] for group in groups]
+    assert days == [[0, 1], [2], [3, 4, 6]]
+    assert [(day - DAY).days for day in too_large] == [5]
+    assert inflow.driver_batches({}, max_edges=10) == ([], [])
+
+
 # 0: all in Spark; 500: the first two dates (about 200 and 400 edges) on the driver, the others in Spark.
 @pytest.mark.parametrize("driver_max_edges", [0, 500, 10**9])
 def test_any_split_between_driver_and_spark_gives_the_same_rows(spark, driver_max_edges):
