@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import great_expectations as gx
 import pytest
+from great_expectations.expectations.row_conditions import Column as GxColumn
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -29,6 +30,7 @@ from klout_spark.quality import (
     run_great_expectations,
     scores_suite,
     silver_events_suite,
+    unique_without_duplicates,
     validate_bronze_events,
     validate_scores,
     validate_silver_events,
@@ -422,6 +424,39 @@ def test_missing_columns_are_reported_before_running_ge(spark):
     df = spark.createDataFrame([event(1)], BRONZE_EVENTS_SCHEMA).drop(C.ACTOR_ID)
     with pytest.raises(MissingColumnsError, match="actor_id"):
         _validate(df)
+
+
+def _has_window(df) -> bool:
+    return "Window" in df._jdf.queryExecution().optimizedPlan().toString()
+
+
+def test_uniqueness_groups_the_keys_of_its_domain_first_and_windows_only_a_batch_with_repeats(spark):
+    E = gx.expectations
+    unique_a = "expect_column_values_to_be_unique:a"
+    unique_ab = "expect_compound_columns_to_be_unique:a,b"
+    suite = gx.ExpectationSuite(name="keys", expectations=[
+        E.ExpectColumnValuesToBeUnique(column="a"),
+        E.ExpectCompoundColumnsToBeUnique(column_list=["a", "b"], row_condition=GxColumn("m") == "x"),
+    ])
+    schema = "a string, b string, m string"
+    # (k2, 1) repeats outside the compound check's domain (m = y); a repeats.
+    repeats_out_of_domain = spark.createDataFrame([("k1", "1", "x"), ("k1", "2", "x"), ("k2", "1", "y"), ("k2", "1", "y")], schema)
+    # (k1, null) repeats inside it: a key with a missing part is still a key.
+    repeats_with_null = spark.createDataFrame([("k1", None, "x"), ("k1", None, "x"), ("k3", None, "y")], schema)
+    clean = spark.createDataFrame([("k1", "1", "x"), ("k2", "1", "x"), ("k3", None, "y")], schema)
+    assert unique_without_duplicates(repeats_out_of_domain, suite) == {unique_ab}
+    assert unique_without_duplicates(repeats_with_null, suite) == set()
+    assert unique_without_duplicates(clean, suite) == {unique_a, unique_ab}
+
+    def validated(df):
+        # validate_suite raises when its flags and GE's counts disagree.
+        return validate_suite(df, suite, run_id="keys", run_time=RUN_TS, results_dir=None)
+
+    outcomes = [validated(df) for df in (repeats_out_of_domain, repeats_with_null, clean)]
+    counts = [{name: e["unexpected_count"] for name, e in o.summary.items()} for o in outcomes]
+    assert counts == [{unique_a: 4, unique_ab: 0}, {unique_a: 2, unique_ab: 2}, {unique_a: 0, unique_ab: 0}]
+    assert [o.rows_rejected for o in outcomes] == [4, 2, 0]
+    assert [_has_window(o.rejected) for o in outcomes] == [True, True, False]
 
 
 # ------------------------------------------------------------------ silver and scores
