@@ -594,9 +594,10 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
         scores = scoring.with_score_delta_7d(fresh, history).persist()
         try:
             _validated(p, scores, quality.validate_scores, catalog.SCORES)
-            _overwrite_dates(p, scores, catalog.SCORES, S.SCORES_SCHEMA, dates)
-            # The rows just written, counted from the cache (a row per date).
+            # The rows to write, counted from the cache (a row per date) before the write: `scores`
+            # reads the scores table, so the commit drops its cached rows (Delta re-caches by path).
             counts = {row[C.AS_OF]: row["n"] for row in scores.groupBy(C.AS_OF).agg(F.count(F.lit(1)).alias("n")).collect()}
+            _overwrite_dates(p, scores, catalog.SCORES, S.SCORES_SCHEMA, dates)
         finally:
             scores.unpersist()
             fresh.unpersist()
