@@ -257,8 +257,6 @@ def ingest_files(
         if any(f.format in _RESOLVED_FORMATS for f in new_files):
             events = resolve_parent_authors(parsed, _known_posts(lake, parsed), max_raw_chars=max_raw_chars)
             events.persist()
-        bronze = events.filter(F.col(C.REASON).isNull()).withColumn(C.EVENT_DATE, F.to_date(C.EVENT_TS))
-        lake.append(bronze, catalog.BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, partition_by=[C.EVENT_DATE])
         rejected = events.filter(F.col(C.REASON).isNotNull()).select(
             F.lit(INGEST_STAGE).alias(C.STAGE),
             C.REASON,
@@ -273,6 +271,10 @@ def ingest_files(
         )
         lake.append(rejected, catalog.QUARANTINE, schemas.QUARANTINE_SCHEMA)
         accounts = _account(events, new_files, damage)
+        # Bronze last: resolved events read bronze_events (the known posts), and a commit to a
+        # table drops the cached frames that read it, so a later use would resolve them again.
+        bronze = events.filter(F.col(C.REASON).isNull()).withColumn(C.EVENT_DATE, F.to_date(C.EVENT_TS))
+        lake.append(bronze, catalog.BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, partition_by=[C.EVENT_DATE])
     finally:
         parsed.unpersist()
         if events is not parsed:

@@ -3,7 +3,9 @@
 import json
 from datetime import datetime
 
-from klout_spark import catalog
+from pyspark.sql import functions as F
+
+from klout_spark import catalog, ingest
 from klout_spark import columns as C
 from klout_spark.ingest import ingest_files
 from klout_spark.readers import parse_reddit_lines
@@ -87,3 +89,30 @@ def test_reply_subjects_resolve_within_a_batch_and_across_days(lake, tmp_path):
     assert json.loads(orphan_raw)["id"] == "m2"
     log = {r.path: r.format for r in lake.read(catalog.INGEST_LOG).collect()}
     assert set(log.values()) == {"reddit"}
+
+
+def test_a_batch_reads_the_known_posts_once(lake, spark, tmp_path, monkeypatch):
+    day1 = tmp_path / "rs" / "2026-09-21" / "RC.ndjson"
+    day2 = tmp_path / "rs" / "2026-09-22" / "RC.ndjson"
+    day1.parent.mkdir(parents=True)
+    day2.parent.mkdir(parents=True)
+    day1.write_text("\n".join(json.dumps(r) for r in (HERON, FIRST)) + "\n")
+    day2.write_text("\n".join(json.dumps(r) for r in (SECOND, CROSSPOST, ORPHAN, DELETED)) + "\n")
+    ingest_files(lake, [str(day1)], run_id="r1", fmt="auto", max_raw_chars=1000)
+    reads = spark.sparkContext.accumulator(0)
+
+    def counted(value):
+        reads.add(1)
+        return value
+
+    known_posts = ingest._known_posts
+    monkeypatch.setattr(
+        ingest, "_known_posts",
+        lambda lake, batch: known_posts(lake, batch).withColumn(C.ACTOR_ID, F.udf(counted, "string")(C.ACTOR_ID)),
+    )
+    ingest_files(lake, [str(day2)], run_id="r2", fmt="auto", max_raw_chars=1000)
+    # Day 1's two posts from bronze and the batch's three authored rows (the deleted author's is
+    # quarantined by the reader), each read once: no write of the batch resolves its parents again.
+    assert reads.value == 5
+    assert {r.event_id for r in lake.read(catalog.BRONZE_EVENTS).collect()} == {
+        "rd:t3_k1", "rd:t1_m0", "rd:t1_m1", "rd:t3_k2"}
