@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyspark.sql import functions as F
+
 from klout_spark import session
 
 
@@ -51,3 +53,25 @@ def test_the_session_jvm_compiles_huge_generated_methods_and_logs_as_configured(
     arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert "-XX:-DontCompileHugeMethods" in arguments
     assert any(a.startswith("-Dlog4j2.configurationFile=file:") and a.endswith("log4j2.properties") for a in arguments)
+
+
+def test_local_task_results_reach_the_driver_directly_not_through_the_block_manager(spark):
+    """conf/local.yaml: a result of MBs (as the driver paths' Arrow collects are) is never parked and fetched."""
+    sc = spark.sparkContext
+    sc.setJobGroup("direct-results", "direct-results")
+    try:
+        table = spark.range(0, 100_000, 1, 2).select(F.sha2(F.col("id").cast("string"), 256).alias("h")).toArrow()
+        jobs = sc.statusTracker().getJobIdsForGroup("direct-results")
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    store = sc._jsc.sc().statusStore()
+    tasks = [
+        listed.apply(i)
+        for job in jobs
+        for stage in sc.statusTracker().getJobInfo(job).stageIds
+        for listed in [store.taskList(stage, 0, 100)]
+        for i in range(listed.size())
+    ]
+    assert table.num_rows == 100_000 and table.nbytes > 4 * 2**20  # over 2 MB a task: above Spark's 1 MB default
+    # An indirect result records when the driver started fetching it from the block manager.
+    assert len(tasks) == 2 and not any(task.resultFetchStart().isDefined() for task in tasks)
