@@ -63,16 +63,21 @@ def test_submissions_and_comments_map_to_posts_and_replies(spark):
     assert rows["rd:t3_k1"][C.TEXT] == "Saw a heron" and rows["rd:t1_m1"][C.TEXT] == "Thanks u/Heron_Blue_17"
 
 
-def test_reply_subjects_resolve_within_a_batch_and_across_days(lake, tmp_path):
-    day1 = tmp_path / "rs" / "2026-09-21" / "RC.ndjson"
-    day2 = tmp_path / "rs" / "2026-09-22" / "RC.ndjson"
-    day1.parent.mkdir(parents=True)
-    day2.parent.mkdir(parents=True)
-    day1.write_text("\n".join(json.dumps(r) for r in (HERON, FIRST)) + "\n")
-    day2.write_text("\n".join(json.dumps(r) for r in (SECOND, CROSSPOST, ORPHAN, DELETED)) + "\n")
+def _two_days(tmp_path) -> tuple[str, str]:
+    """Day 1: the heron post and a reply to it; day 2: a reply to that reply, a crosspost, an orphan, a deleted author."""
+    days = []
+    for day, records in (("2026-09-21", (HERON, FIRST)), ("2026-09-22", (SECOND, CROSSPOST, ORPHAN, DELETED))):
+        path = tmp_path / "rs" / day / "RC.ndjson"
+        path.parent.mkdir(parents=True)
+        path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+        days.append(str(path))
+    return days[0], days[1]
 
-    first = ingest_files(lake, [str(day1)], run_id="r1", fmt="auto", max_raw_chars=1000)
-    second = ingest_files(lake, [str(day2)], run_id="r2", fmt="auto", max_raw_chars=1000)
+
+def test_reply_subjects_resolve_within_a_batch_and_across_days(lake, tmp_path):
+    day1, day2 = _two_days(tmp_path)
+    first = ingest_files(lake, [day1], run_id="r1", fmt="auto", max_raw_chars=1000)
+    second = ingest_files(lake, [day2], run_id="r2", fmt="auto", max_raw_chars=1000)
 
     assert [(a.format, a.rows_read, a.rows_ok, a.rows_quarantined) for a in first.accounts + second.accounts] == [
         ("reddit", 2, 2, 0), ("reddit", 4, 2, 2)]
@@ -92,13 +97,8 @@ def test_reply_subjects_resolve_within_a_batch_and_across_days(lake, tmp_path):
 
 
 def test_a_batch_reads_the_known_posts_once(lake, spark, tmp_path, monkeypatch):
-    day1 = tmp_path / "rs" / "2026-09-21" / "RC.ndjson"
-    day2 = tmp_path / "rs" / "2026-09-22" / "RC.ndjson"
-    day1.parent.mkdir(parents=True)
-    day2.parent.mkdir(parents=True)
-    day1.write_text("\n".join(json.dumps(r) for r in (HERON, FIRST)) + "\n")
-    day2.write_text("\n".join(json.dumps(r) for r in (SECOND, CROSSPOST, ORPHAN, DELETED)) + "\n")
-    ingest_files(lake, [str(day1)], run_id="r1", fmt="auto", max_raw_chars=1000)
+    day1, day2 = _two_days(tmp_path)
+    ingest_files(lake, [day1], run_id="r1", fmt="auto", max_raw_chars=1000)
     reads = spark.sparkContext.accumulator(0)
 
     def counted(value):
@@ -110,7 +110,7 @@ def test_a_batch_reads_the_known_posts_once(lake, spark, tmp_path, monkeypatch):
         ingest, "_known_posts",
         lambda lake, batch: known_posts(lake, batch).withColumn(C.ACTOR_ID, F.udf(counted, "string")(C.ACTOR_ID)),
     )
-    ingest_files(lake, [str(day2)], run_id="r2", fmt="auto", max_raw_chars=1000)
+    ingest_files(lake, [day2], run_id="r2", fmt="auto", max_raw_chars=1000)
     # Day 1's two posts from bronze and the batch's three authored rows (the deleted author's is
     # quarantined by the reader), each read once: no write of the batch resolves its parents again.
     assert reads.value == 5
