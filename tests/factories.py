@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 from klout_spark import schemas as S
@@ -17,6 +18,12 @@ def persistent_rdd_ids(spark) -> set[int]:
     earlier test's cache can vanish while a test runs.
     """
     return {int(key) for key in spark.sparkContext._jsc.getPersistentRDDs().keySet()}  # noqa: SLF001
+
+
+def shuffle_keys(df) -> list[str]:
+    """The keys of each hash shuffle in ``df``'s physical plan, as ``"a, b"`` (no ids, no partition count)."""
+    plan = df._jdf.queryExecution().executedPlan().toString()  # noqa: SLF001
+    return [re.sub(r"#\d+", "", keys).rsplit(", ", 1)[0] for keys in re.findall(r"Exchange hashpartitioning\(([^)]*)\)", plan)]
 
 
 def ts(day: date, hour: int = 12) -> datetime:

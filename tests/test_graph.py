@@ -4,7 +4,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import graph
 from klout_spark import schemas as S
-from tests.factories import AS_OF, days_ago, event, events_df
+from tests.factories import AS_OF, days_ago, event, events_df, shuffle_keys
 
 WEIGHTS = {"reshare": 4.0, "reply": 3.0, "mention": 2.0, "like": 1.0, "follow": 0.25}
 
@@ -142,3 +142,16 @@ def test_edges_of_several_dates_equal_each_dates_own_edges(spark):
     assert (days_ago(20), "b", "e") not in together and together[(days_ago(5), "b", "e")][1] == pytest.approx(1.0)
     # e->b is discounted by b's returned reply on the later dates: its share of e's out-weight drops.
     assert together[(days_ago(5), "e", "b")][1] < together[(days_ago(20), "e", "b")][1]
+
+
+def test_the_day_rows_are_shuffled_once_for_the_busy_day_count_and_the_flags_join(spark):
+    """Partitioned by engager once, the day rows need no shuffle by (engager, day) nor another for the join."""
+    events = events_df(spark, [event("1", S.LIKE, "e", "a", parent="p"), event("2", S.REPLY, "a", "e", parent="q")])
+    edges = graph.engagement_edges(
+        events, _flags(spark, genuine=["e", "a"]), AS_OF,
+        window_days=90, half_life_days=30.0, type_weights=WEIGHTS, reciprocal_discount=0.5,
+    )
+    shuffles = shuffle_keys(edges)
+    assert f"{C.NETWORK}, {C.ACTOR_ID}, {C.EVENT_DATE}" not in shuffles
+    assert shuffles.count(f"{C.NETWORK}, {C.ACTOR_ID}") == 1, shuffles
+    assert {(r.src, r.dst) for r in edges.collect()} == {("e", "a"), ("a", "e")}
