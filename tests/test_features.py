@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 from klout_spark import columns as C
 from klout_spark import features
 from klout_spark import schemas as S
-from tests.factories import AS_OF, days_ago, event, events_df, profile, profiles_df, ts
+from tests.factories import AS_OF, days_ago, event, events_df, profile, profiles_df, shuffle_keys, ts
 
 HALF_LIFE = 14.0
 QUALITY_PARAMS = dict(
@@ -141,6 +141,19 @@ def test_genuine_engagement_ignores_spam_self_and_counts_distinct(spark):
     # h1's two reshares on one day weigh 1/2 each.
     expected = 2 * 0.5 + 0.5 ** (1 / HALF_LIFE)
     assert row.genuine_engagements_decayed == pytest.approx(expected)
+
+
+def test_the_engagements_are_shuffled_once_by_engager_for_the_busy_day_count_and_the_flags_join(spark):
+    events = events_df(spark, [event("1", S.LIKE, "h", "a", parent="p"), event("2", S.REPLY, "h", "b", parent="q")])
+    flags = spark.createDataFrame(
+        [(AS_OF, "twitter", "h", True)], f"{C.AS_OF} date, {C.NETWORK} string, {C.USER_ID} string, {S.IS_GENUINE} boolean"
+    )
+    received = features.genuine_engagement_by_as_of(events, flags, [AS_OF], half_life_days=HALF_LIFE)
+    # Shuffled by engager before the day's count, the day rows need no shuffle by day, for the
+    # count nor for their grouping per (author, engager, day).
+    shuffles = shuffle_keys(received)
+    assert not [keys for keys in shuffles if C.EVENT_DATE in keys], shuffles
+    assert {(r.user_id, r.genuine_engagers_30d) for r in received.collect()} == {("a", 1), ("b", 1)}
 
 
 def test_latest_profile_before_the_end_of_as_of_is_used(spark):
