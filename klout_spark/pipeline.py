@@ -601,6 +601,15 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
         finally:
             scores.unpersist()
             fresh.unpersist()
+        # The top engagers first: their edges are collected to the driver now, while nothing is
+        # cached. With the events window below in the cache, a 30-date backfill at L ran the 4g
+        # local driver out of heap in such a collect (OutOfMemoryError, group 5 of 16).
+        engagers = inflow.top_shares_by_size(
+            edges, ranks,
+            damping=p.settings.propagate.damping,
+            top_k=cfg.explain_top_k,
+            driver_max_edges=cfg.explain_driver_max_edges,
+        )
         # Topics and explanations both read this window: one scan of silver_events.
         events = _silver_window(p, last, p.settings.propagate.window_days, first=first).persist()
         try:
@@ -616,12 +625,6 @@ def stage_score_dates(p: Pipeline, as_of_dates: Sequence[date]) -> dict[date, in
                 run_id=p.run.run_id,
             )
             _overwrite_dates(p, topics, catalog.SCORE_TOPICS, S.SCORE_TOPICS_SCHEMA, dates)
-            engagers = inflow.top_shares_by_size(
-                edges, ranks,
-                damping=p.settings.propagate.damping,
-                top_k=cfg.explain_top_k,
-                driver_max_edges=cfg.explain_driver_max_edges,
-            )
             explain = scoring.score_explain_by_as_of(
                 engagers, events, flags, dates, top_k=cfg.explain_top_k, run_id=p.run.run_id
             )

@@ -20,6 +20,15 @@ def persistent_rdd_ids(spark) -> set[int]:
     return {int(key) for key in spark.sparkContext._jsc.getPersistentRDDs().keySet()}  # noqa: SLF001
 
 
+def cached_data_rdd_ids(spark) -> set[int]:
+    """:func:`persistent_rdd_ids` less Delta's own caches of table logs ("Delta Table State ...")."""
+    rdds = spark.sparkContext._jsc.getPersistentRDDs()  # noqa: SLF001
+    return {
+        rdd_id for rdd_id in persistent_rdd_ids(spark)
+        if rdds.get(rdd_id) is not None and not str(rdds.get(rdd_id).name()).startswith("Delta Table State")
+    }
+
+
 def shuffle_keys(df) -> list[str]:
     """The keys of each hash shuffle in ``df``'s physical plan, as ``"a, b"`` (no ids, no partition count)."""
     plan = df._jdf.queryExecution().executedPlan().toString()  # noqa: SLF001

@@ -20,7 +20,7 @@ from klout_spark.pipeline import (
     stage_propagate,
     stage_score,
 )
-from tests.factories import AS_OF, event, events_df
+from tests.factories import AS_OF, cached_data_rdd_ids, event, events_df
 from tests.test_scoring import PARAMS, _features, _ranks
 
 CEILINGS = scoring.fixed_ceilings(reach_full_engagers=20000.0, impact_full_ratio=1000.0)
@@ -275,3 +275,25 @@ def test_calibrated_rescore_is_consistent_with_explanations_and_persons(scored, 
     assert {r[0] for r in persons.select(C.MODEL_VERSION).distinct().collect()} == {"v-cal"}
     runs = lake.read(catalog.RUNS).filter((F.col(C.RUN_ID) == p.run.run_id) & (F.col(C.STAGE) == "score")).first()
     assert "v-cal (reference" in runs[C.DETAILS]
+
+
+@pytest.mark.slow
+def test_the_score_stage_collects_the_top_engagers_while_it_holds_no_cache(scored, tmp_path, spark, monkeypatch):
+    """The driver collects of the edges come before the events window is cached (a 4g driver ran out of heap)."""
+    from klout_spark import inflow
+    from tests.scored_lake import copy_lake
+
+    p = Pipeline.open(copy_lake(scored, tmp_path / "lake"))
+    real_top_shares = inflow.top_shares_by_size
+    cached_during_collects = []
+
+    def recorded(*args, **kwargs):
+        cached_during_collects.append(cached_data_rdd_ids(spark) - before)
+        return real_top_shares(*args, **kwargs)
+
+    monkeypatch.setattr(inflow, "top_shares_by_size", recorded)
+    before = cached_data_rdd_ids(spark)
+    stage_score(p, scored["as_of"])
+    assert cached_during_collects == [set()]
+    explain = p.lake.read(catalog.SCORE_EXPLAIN).filter(F.col(C.AS_OF) == F.lit(scored["as_of"]))
+    assert explain.filter(F.col(C.CONTRIBUTOR_KIND) == "engager").count() > 0
