@@ -113,8 +113,8 @@ def engagement_edges_by_as_of(
         interactions.groupBy(C.NETWORK, C.ACTOR_ID, C.SUBJECT_ID, C.EVENT_DATE)
         .agg(F.count(F.lit(1)).alias(C.INTERACTIONS), F.sum("_type_weight").alias("_typed"))
         # One shuffle by engager serves both the day's count (partitioned by engager and day)
-        # and the join with the engager's flags: 30 L dates' edges 8-12 % faster than shuffling
-        # for each of them.
+        # and the join with the engager's flags: 30 L dates' edges in 107.6 and 109.4 s, against
+        # 116.2 and 124.8 s with a shuffle for each (into the noop sink).
         .repartition(C.NETWORK, C.ACTOR_ID)
         .withColumn("_acts", F.sum(C.INTERACTIONS).over(engager_day))
         .join(genuine_dates_by_engager(flags, dates), on=[C.NETWORK, C.ACTOR_ID], how="inner")
