@@ -24,8 +24,7 @@ def cached_data_rdd_ids(spark) -> set[int]:
     """:func:`persistent_rdd_ids` less Delta's own caches of table logs ("Delta Table State ...")."""
     rdds = spark.sparkContext._jsc.getPersistentRDDs()  # noqa: SLF001
     return {
-        rdd_id for rdd_id in persistent_rdd_ids(spark)
-        if rdds.get(rdd_id) is not None and not str(rdds.get(rdd_id).name()).startswith("Delta Table State")
+        int(rdd_id) for rdd_id, rdd in rdds.items() if not str(rdd.name()).startswith("Delta Table State")
     }
 
 

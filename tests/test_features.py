@@ -143,7 +143,7 @@ def test_genuine_engagement_ignores_spam_self_and_counts_distinct(spark):
     assert row.genuine_engagements_decayed == pytest.approx(expected)
 
 
-def test_the_engagements_are_shuffled_once_by_engager_for_the_busy_day_count_and_the_flags_join(spark):
+def test_the_engagements_are_shuffled_by_engager_and_never_by_day(spark):
     events = events_df(spark, [event("1", S.LIKE, "h", "a", parent="p"), event("2", S.REPLY, "h", "b", parent="q")])
     flags = spark.createDataFrame(
         [(AS_OF, "twitter", "h", True)], f"{C.AS_OF} date, {C.NETWORK} string, {C.USER_ID} string, {S.IS_GENUINE} boolean"
