@@ -10,21 +10,20 @@ from klout_spark import schemas as S
 AS_OF = date(2026, 10, 31)
 
 
-def persistent_rdd_ids(spark) -> set[int]:
-    """Ids of the RDDs the JVM holds persisted now.
+def persistent_rdd_ids(spark, *, data_only: bool = False) -> set[int]:
+    """Ids of the RDDs the JVM holds persisted now (``data_only``: less Delta's caches of table logs).
 
     Compare id sets, not counts: Spark's ContextCleaner unpersists RDDs whose
     Python and JVM references were garbage-collected, at any moment, so an
-    earlier test's cache can vanish while a test runs.
+    earlier test's cache can vanish while a test runs. Delta caches the state
+    of each table log it reads ("Delta Table State ..."); ``data_only`` leaves
+    those out, so that a stage's own caches can be told apart.
     """
-    return {int(key) for key in spark.sparkContext._jsc.getPersistentRDDs().keySet()}  # noqa: SLF001
-
-
-def cached_data_rdd_ids(spark) -> set[int]:
-    """:func:`persistent_rdd_ids` less Delta's own caches of table logs ("Delta Table State ...")."""
     rdds = spark.sparkContext._jsc.getPersistentRDDs()  # noqa: SLF001
     return {
-        int(rdd_id) for rdd_id, rdd in rdds.items() if not str(rdd.name()).startswith("Delta Table State")
+        int(rdd_id)
+        for rdd_id, rdd in rdds.items()
+        if not (data_only and str(rdd.name()).startswith("Delta Table State"))
     }
 
 

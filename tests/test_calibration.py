@@ -20,7 +20,7 @@ from klout_spark.pipeline import (
     stage_propagate,
     stage_score,
 )
-from tests.factories import AS_OF, cached_data_rdd_ids, event, events_df
+from tests.factories import AS_OF, event, events_df, persistent_rdd_ids
 from tests.test_scoring import PARAMS, _features, _ranks
 
 CEILINGS = scoring.fixed_ceilings(reach_full_engagers=20000.0, impact_full_ratio=1000.0)
@@ -288,11 +288,11 @@ def test_the_score_stage_collects_the_top_engagers_while_it_holds_no_cache(score
     cached_during_collects = []
 
     def recorded(*args, **kwargs):
-        cached_during_collects.append(cached_data_rdd_ids(spark) - before)
+        cached_during_collects.append(persistent_rdd_ids(spark, data_only=True) - before)
         return real_top_shares(*args, **kwargs)
 
     monkeypatch.setattr(inflow, "top_shares_by_size", recorded)
-    before = cached_data_rdd_ids(spark)
+    before = persistent_rdd_ids(spark, data_only=True)
     stage_score(p, scored["as_of"])
     assert cached_during_collects == [set()]
     explain = p.lake.read(catalog.SCORE_EXPLAIN).filter(F.col(C.AS_OF) == F.lit(scored["as_of"]))
